@@ -1,0 +1,89 @@
+/**
+ * Typed errors. Every error DecCom throws or rejects with is a {@link DecComError} with a
+ * stable string `code`; subclasses group the codes by concern so callers can
+ * `instanceof`-check a family and `switch` on the code.
+ */
+
+/** Stable error codes. Never renamed once released; new codes are only added. */
+export type ErrorCode =
+  // composition of a stack
+  | 'MISSING_CAPABILITY'
+  | 'MISSING_HOOK'
+  | 'HOOK_TAKEN'
+  | 'UNKNOWN_LAYER'
+  | 'DUPLICATE_LAYER_NAME'
+  | 'EMPTY_STACK'
+  // wire decoding
+  | 'WIRE_TRUNCATED'
+  | 'WIRE_MALFORMED'
+  | 'WIRE_OVERSIZED'
+  | 'WIRE_UNSUPPORTED_VERSION'
+  | 'WIRE_UNKNOWN_TYPE'
+  | 'WIRE_TRAILING_BYTES'
+  // lifecycle
+  | 'NOT_STARTED'
+  | 'STOPPED'
+  // operations
+  | 'TIMEOUT'
+  | 'ABORTED'
+  | 'PEER_NOT_FOUND'
+  | 'INVALID_ARGUMENT'
+  | 'INVALID_SIGNATURE'
+  | 'INVALID_KEY'
+  | 'UNSUPPORTED'
+  | (string & {});
+
+/** Base class of every DecCom error. */
+export class DecComError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A stack whose layers do not fit together (missing capability, hook taken twice...). */
+export class CompositionError extends DecComError {}
+
+/** Malformed, truncated, oversized or unknown bytes. Decoders throw it; layers catch, drop and count. */
+export class WireError extends DecComError {}
+
+/** An operation on a node or layer that is not running. */
+export class StateError extends DecComError {}
+
+/** An operation that did not finish before its deadline. */
+export class TimeoutError extends DecComError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('TIMEOUT', message, options);
+  }
+}
+
+/** An operation cancelled through its `AbortSignal`. */
+export class AbortError extends DecComError {
+  constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
+    super('ABORTED', message, options);
+  }
+}
+
+/** A lookup that ended without finding the peer. */
+export class NotFoundError extends DecComError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PEER_NOT_FOUND', message, options);
+  }
+}
+
+/** API misuse: a wrong type, a value out of range, an option that makes no sense. */
+export class InvalidArgumentError extends DecComError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INVALID_ARGUMENT', message, options);
+  }
+}
+
+/** Bad keys or signatures. */
+export class IdentityError extends DecComError {}
+
+/** Throws an {@link AbortError} carrying the signal's reason if `signal` is aborted. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new AbortError('The operation was aborted', { cause: signal.reason });
+}
