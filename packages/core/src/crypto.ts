@@ -23,7 +23,7 @@ export const nobleCrypto: CoreCrypto = {
   ed25519Sign: (seed, message) => ed25519.sign(message, seed),
   ed25519Verify: (publicKey, message, signature) => {
     try {
-      return ed25519.verify(signature, message, publicKey);
+      return ed25519.verify(signature, message, publicKey, { zip215: false });
     } catch {
       return false;
     }

@@ -340,8 +340,10 @@ export function createNode<const Layers extends readonly AnyLayer[]>(
       starting = (async () => {
         try {
           for (const entry of entries) {
-            await entry.instance.start?.();
+            // Marked started first: a layer that fails half-way through start() is still
+            // stopped, so whatever it acquired (sockets, timers) is released.
             entry.started = true;
+            await entry.instance.start?.();
           }
           state = 'started';
         } catch (error) {
