@@ -93,7 +93,7 @@ export interface LayerSpec<
   /** Hook slots it offers to the layers above, with their kind. */
   readonly offers?: { readonly [K in Off]: HookKinds[K] };
   /** Named resolution: wire a capability or hook to the layer of that name instead of the nearest. */
-  readonly bind?: { readonly [K in Req | Opt | TReq | TOpt]?: string };
+  readonly bind?: { readonly [K in NoInfer<Req | Opt | TReq | TOpt>]?: string };
   /** Builds the running layer. Called once per node, when the stack is composed. */
   create(context: LayerContext<NoInfer<Req>, NoInfer<Opt>, NoInfer<Off>>): LayerInstance<NoInfer<Prov>, NoInfer<TReq | TOpt>>;
 }
