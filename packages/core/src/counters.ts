@@ -4,6 +4,15 @@
  */
 export class Counters {
   private readonly values = new Map<string, number>();
+  private readonly sources: (() => Record<string, number>)[] = [];
+
+  /**
+   * Adds counters a layer keeps in its own variables (for hot paths where a map update
+   * per packet costs too much); they are read when a snapshot is taken.
+   */
+  attach(source: () => Record<string, number>): void {
+    this.sources.push(source);
+  }
 
   /** Adds `amount` (default 1) to the counter `name`. */
   add(name: string, amount = 1): void {
@@ -16,6 +25,10 @@ export class Counters {
   }
 
   get(name: string): number {
+    for (const source of this.sources) {
+      const value = source()[name];
+      if (value !== undefined) return value + (this.values.get(name) ?? 0);
+    }
     return this.values.get(name) ?? 0;
   }
 
@@ -26,7 +39,11 @@ export class Counters {
   }
 
   snapshot(): Record<string, number> {
-    return Object.fromEntries([...this.values.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    const merged = new Map(this.values);
+    for (const source of this.sources) {
+      for (const [name, value] of Object.entries(source())) if (value !== 0) merged.set(name, (merged.get(name) ?? 0) + value);
+    }
+    return Object.fromEntries([...merged.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }
 
   reset(): void {

@@ -18,7 +18,7 @@ function harness(host: '127.0.0.1' | '::1') {
       createNode: () => createNode({ layers: [udp({ host })] }),
       injectRaw: (to: Address, bytes: Uint8Array) => new Promise<void>((resolve) => raw.send(bytes, to.port, to.host, () => resolve())),
       silentAddress: () => ({ host, port: silent.address().port }),
-      settle: (ms) => sleep(ms),
+      settle: async (ms) => void (await sleep(ms)),
       waitFor: async (predicate, maxMs) => {
         const deadline = Date.now() + maxMs;
         while (!predicate()) {
