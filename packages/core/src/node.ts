@@ -124,13 +124,12 @@ export function createNode<const Layers extends readonly AnyLayer[]>(
   let localPeerCache: { key: string; record: PeerRecord } | undefined;
 
   // Capabilities the stack-level localPeer() needs, resolved after composition.
-  let topLocalAddress: (() => Address) | undefined;
-  let topLocalTcpPort: (() => number | undefined) | undefined;
+  const top: { localAddress?: (() => Address) | undefined; localTcpPort?: (() => number | undefined) | undefined } = {};
 
   const localPeer = (): PeerRecord => {
-    if (!topLocalAddress) throw new CompositionError(CAPABILITY_ERROR, 'localPeer: no layer provides localAddress (a transport)');
-    const address = topLocalAddress();
-    const tcpPort = topLocalTcpPort?.();
+    if (!top.localAddress) throw new CompositionError(CAPABILITY_ERROR, 'localPeer: no layer provides localAddress (a transport)');
+    const address = top.localAddress();
+    const tcpPort = top.localTcpPort?.();
     const key = `${address.host}|${address.port}|${tcpPort ?? ''}`;
     if (localPeerCache?.key !== key) {
       const record = createPeerRecord(identity.public, address, tcpPort);
@@ -295,11 +294,12 @@ export function createNode<const Layers extends readonly AnyLayer[]>(
     }
   });
 
-  const top = entries.length;
-  const nearestProvider = (capability: string): Entry | undefined => findProvider(capability, top, undefined, 'node', true);
-  topLocalAddress = nearestProvider('localAddress')?.instance.provides.localAddress.bind(nearestProvider('localAddress')!.instance.provides);
+  const height = entries.length;
+  const nearestProvider = (capability: string): Entry | undefined => findProvider(capability, height, undefined, 'node', true);
+  const addressProvider = nearestProvider('localAddress');
+  top.localAddress = addressProvider?.instance.provides.localAddress.bind(addressProvider.instance.provides);
   const tcpProvider = nearestProvider('localTcpPort');
-  topLocalTcpPort = tcpProvider?.instance.provides.localTcpPort.bind(tcpProvider.instance.provides);
+  top.localTcpPort = tcpProvider?.instance.provides.localTcpPort.bind(tcpProvider.instance.provides);
 
   const appCounters = new Counters();
   let starting: Promise<void> | undefined;
@@ -377,14 +377,14 @@ export function createNode<const Layers extends readonly AnyLayer[]>(
     },
     localPeer,
     on: (event, listener) => {
-      const owner = findHookOwner(event, top, undefined, 'node', true);
-      if (!owner) throw new CompositionError('MISSING_HOOK', `node.on('${event}'): no layer of this stack offers that event; ${describeBelow(entries, top)}`);
+      const owner = findHookOwner(event, height, undefined, 'node', true);
+      if (!owner) throw new CompositionError('MISSING_HOOK', `node.on('${event}'): no layer of this stack offers that event; ${describeBelow(entries, height)}`);
       if (owner.slots.get(event)!.kind !== 'event') throw new InvalidArgumentError(`node.on('${event}'): '${event}' is an exclusive hook; use node.handle()`);
       return attach(owner, event, 'application', appCounters, listener as Handler);
     },
     handle: (hook, handler) => {
-      const owner = findHookOwner(hook, top, undefined, 'node', true);
-      if (!owner) throw new CompositionError('MISSING_HOOK', `node.handle('${hook}'): no layer of this stack offers that hook; ${describeBelow(entries, top)}`);
+      const owner = findHookOwner(hook, height, undefined, 'node', true);
+      if (!owner) throw new CompositionError('MISSING_HOOK', `node.handle('${hook}'): no layer of this stack offers that hook; ${describeBelow(entries, height)}`);
       if (owner.slots.get(hook)!.kind !== 'exclusive') throw new InvalidArgumentError(`node.handle('${hook}'): '${hook}' is an event; use node.on()`);
       return attach(owner, hook, 'application', appCounters, handler as Handler);
     },

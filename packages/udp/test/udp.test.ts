@@ -54,7 +54,8 @@ describe('udp wire', () => {
       if (random.int(2) === 0) bytes = random.bytes(random.int(16));
       else {
         bytes = valid[random.int(valid.length)]!.slice();
-        bytes[random.int(bytes.length)] ^= 1 << random.int(8);
+        const at = random.int(bytes.length);
+        bytes[at] = bytes[at]! ^ (1 << random.int(8));
         if (random.int(4) === 0) bytes = bytes.subarray(0, random.int(bytes.length));
       }
       if (bytes.length > 0 && bytes[0] === 0) dataFrames++;
