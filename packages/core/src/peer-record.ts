@@ -89,6 +89,21 @@ export function verifyPeerRecord(record: PeerRecord): boolean {
   return record.signature !== undefined && record.identity.verify(signingInput(record), record.signature);
 }
 
+// Decoded identities are immutable, and a node sees the same peers again and again:
+// caching them saves the SHA-256 of the id on every record (bounded; cleared when full).
+const IDENTITY_CACHE_LIMIT = 65_536;
+const identityCache = new Map<string, PublicIdentity>();
+function cachedIdentity(isString: boolean, bytes: Uint8Array): PublicIdentity {
+  const key = (isString ? 's' : 'e') + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  let identity = identityCache.get(key);
+  if (identity === undefined) {
+    identity = new PublicIdentity(isString ? 'string' : 'ed25519', bytes);
+    if (identityCache.size >= IDENTITY_CACHE_LIMIT) identityCache.clear();
+    identityCache.set(key, identity);
+  }
+  return identity;
+}
+
 /** Reads one record from `reader` (for lists of records inside a message). */
 export function readPeerRecord(reader: ByteReader): PeerRecord {
   const version = reader.u8('peer record version');
@@ -112,7 +127,7 @@ export function readPeerRecord(reader: ByteReader): PeerRecord {
       throw new WireError('WIRE_MALFORMED', 'peer record: string identity is not UTF-8', { cause });
     }
   }
-  const identity = new PublicIdentity(isString ? 'string' : 'ed25519', identityBytes);
+  const identity = cachedIdentity(isString, identityBytes);
   return { identity, id: identity.id, address: { host: bytesToIp(ipBytes), port }, tcpPort, signature };
 }
 
