@@ -62,6 +62,12 @@ export class ByteReader {
     return high * 0x1_0000_0000 + low;
   }
 
+  /** A view of the next `n` bytes without consuming them, or undefined if fewer remain. */
+  peek(n: number): Uint8Array | undefined {
+    if (n > this.remaining) return undefined;
+    return this.bytes.subarray(this.offset, this.offset + n);
+  }
+
   /** A view (not a copy) of the next `n` bytes. */
   bytesView(n: number, what = 'bytes'): Uint8Array {
     if (!Number.isInteger(n) || n < 0) throw new WireError('WIRE_MALFORMED', `${what}: invalid length ${n}`);

@@ -42,7 +42,8 @@ export class NodeId {
   }
 
   equals(other: NodeId): boolean {
-    return this === other || bytesEqual(this.bytes, other.bytes);
+    // Hex strings are cached per id and compared by the engine in one step.
+    return this === other || this.hex === other.hex;
   }
 
   toString(): string {

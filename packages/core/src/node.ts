@@ -2,6 +2,7 @@
  * Composing layers into a node: wiring, lifecycle, the typed top-of-stack API,
  * `describe()` and counters.
  */
+import { setMaxListeners } from 'node:events';
 import { sameAddress, type Address } from './address.js';
 import type { CapabilityName, Capabilities, EventHook, ExclusiveHook, HookHandler, HookKind, HookName } from './capabilities.js';
 import { ScopedClock, systemClock, type Clock } from './clock.js';
@@ -120,7 +121,14 @@ export function createNode<const Layers extends readonly AnyLayer[]>(
   const entries: Entry[] = [];
   const names = new Set<string>();
   let state: NodeState = 'idle';
-  let abort = new AbortController();
+  // Every pending operation of every layer may listen to the stop signal: no listener cap
+  // (Node would otherwise print a leak warning, and library code never prints).
+  const newAbortController = (): AbortController => {
+    const controller = new AbortController();
+    setMaxListeners(0, controller.signal);
+    return controller;
+  };
+  let abort = newAbortController();
   let localPeerCache: { key: string; record: PeerRecord } | undefined;
 
   // Capabilities the stack-level localPeer() needs, resolved after composition.
@@ -335,7 +343,7 @@ export function createNode<const Layers extends readonly AnyLayer[]>(
       if (starting) return starting;
       if (stopping) return stopping.then(() => node.start());
       state = 'starting';
-      abort = new AbortController();
+      abort = newAbortController();
       for (const entry of entries) entry.context.signal = abort.signal;
       starting = (async () => {
         try {

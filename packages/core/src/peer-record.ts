@@ -64,7 +64,19 @@ function writeUnsigned(writer: ByteWriter, record: PeerRecord): void {
   if (record.tcpPort !== undefined) writer.u16(record.tcpPort);
 }
 
+// Records are immutable: each one is encoded once (discovery sends the same records
+// over and over in responses).
+const encodedRecords = new WeakMap<PeerRecord, Uint8Array>();
+
 export function encodePeerRecord(record: PeerRecord): Uint8Array {
+  const cached = encodedRecords.get(record);
+  if (cached !== undefined) return cached;
+  const encoded = encodeUncached(record);
+  encodedRecords.set(record, encoded);
+  return encoded;
+}
+
+function encodeUncached(record: PeerRecord): Uint8Array {
   const writer = new ByteWriter(peerRecordLength(record));
   writeUnsigned(writer, record);
   if (record.signature) writer.raw(record.signature);
@@ -104,8 +116,39 @@ function cachedIdentity(isString: boolean, bytes: Uint8Array): PublicIdentity {
   return identity;
 }
 
+// Decoded records are immutable and the same records arrive again and again: decode
+// each distinct encoding once (bounded; cleared when full).
+const RECORD_CACHE_LIMIT = 65_536;
+const recordCache = new Map<string, PeerRecord>();
+
 /** Reads one record from `reader` (for lists of records inside a message). */
 export function readPeerRecord(reader: ByteReader): PeerRecord {
+  const start = reader.position;
+  const peek = reader.peek(3);
+  if (peek !== undefined && peek[0] === PEER_RECORD_VERSION) {
+    const flags = peek[1]!;
+    const length = 3 + peek[2]! + ((flags & FLAG_IPV6) !== 0 ? 16 : 4) + 2 + ((flags & FLAG_TCP) !== 0 ? 2 : 0) + ((flags & FLAG_SIGNED) !== 0 ? 64 : 0);
+    const whole = reader.peek(length);
+    if (whole !== undefined) {
+      const key = Buffer.from(whole.buffer, whole.byteOffset, whole.byteLength).toString('latin1');
+      const hit = recordCache.get(key);
+      if (hit !== undefined) {
+        reader.bytesView(length);
+        return hit;
+      }
+      const record = readPeerRecordUncached(reader);
+      if (reader.position - start === length) {
+        if (recordCache.size >= RECORD_CACHE_LIMIT) recordCache.clear();
+        recordCache.set(key, record);
+        encodedRecords.set(record, whole.slice());
+      }
+      return record;
+    }
+  }
+  return readPeerRecordUncached(reader);
+}
+
+function readPeerRecordUncached(reader: ByteReader): PeerRecord {
   const version = reader.u8('peer record version');
   if (version !== PEER_RECORD_VERSION) throw new WireError('WIRE_UNSUPPORTED_VERSION', `peer record version ${version} is not supported`);
   const flags = reader.u8('peer record flags');

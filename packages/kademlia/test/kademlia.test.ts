@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createNode, Identity, NodeId, NotFoundError, seededRandom, sha256, StateError, utf8Encode, defineLayer } from '@deccom/core';
 import { MemoryNetwork, VirtualClock, memoryTransport } from '@deccom/core/testing';
 import { kademlia } from '../src/index.js';
-import { buildNetwork, runLookups, stopAll } from './simulation.js';
+import { buildNetwork, runLookups, stopAll } from '../src/simulation.js';
 
 describe('kademlia on the in-memory network', () => {
   it('100 nodes joined through one seed: every lookup succeeds in few rounds', async () => {

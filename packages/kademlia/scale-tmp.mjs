@@ -1,0 +1,12 @@
+import { buildNetwork, runLookups, stopAll } from '@deccom/kademlia/simulation';
+const n = Number(process.argv[2] ?? 1000);
+const t0 = performance.now();
+const sim = await buildNetwork(n, { joinBatch: Number(process.argv[3] ?? 50) });
+const t1 = performance.now();
+const results = await runLookups(sim, 300);
+const t2 = performance.now();
+const ok = results.filter((r) => r.ok).length;
+const rounds = results.flatMap((r) => (r.stats ? [r.stats.rounds] : [])).sort((a, b) => a - b);
+const msgs = results.flatMap((r) => (r.stats ? [r.stats.messages] : [])).sort((a, b) => a - b);
+console.log({ n, joinS: (t1 - t0) / 1000, lookupsS: (t2 - t1) / 1000, ok, median: rounds[rounds.length >> 1], p99: rounds[Math.floor(rounds.length * 0.99)], msgsMedian: msgs[msgs.length >> 1], heapMB: process.memoryUsage().heapUsed / 1e6, virtual: sim.clock.now() });
+await stopAll(sim);
