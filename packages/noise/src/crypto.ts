@@ -1,0 +1,346 @@
+/**
+ * The primitives Noise needs (Noise revision 34, section 4: DH, cipher and hash
+ * functions), behind one interface with two implementations:
+ *
+ * - `noble`: `@noble/curves`, `@noble/ciphers`, `@noble/hashes`, pure JavaScript, runs anywhere;
+ * - `node`: `node:crypto` (OpenSSL). On this project's machines its ChaCha20-Poly1305 is
+ *   ~10x faster than noble on 64 KiB messages and its X25519 ~30x faster, so it carries
+ *   the throughput; it is chosen automatically where the platform has it.
+ *
+ * Both pass the same Noise vectors and the Wycheproof ChaCha20-Poly1305 and X25519 files.
+ */
+import { x25519 } from '@noble/curves/ed25519.js';
+import { x448 } from '@noble/curves/ed448.js';
+import { gcm } from '@noble/ciphers/aes.js';
+import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { blake2b, blake2s } from '@noble/hashes/blake2.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { sha256, sha512 } from '@noble/hashes/sha2.js';
+import { secureRandomBytes } from '@deccom/core';
+import { NoiseError } from './errors.js';
+
+export type DhName = '25519' | '448';
+export type CipherName = 'ChaChaPoly' | 'AESGCM';
+export type HashName = 'SHA256' | 'SHA512' | 'BLAKE2s' | 'BLAKE2b';
+
+/** A DH key pair. The secret half stays inside the implementation that made it. */
+export interface DhKeyPair {
+  readonly publicKey: Uint8Array;
+}
+
+/** Noise section 4.1. */
+export interface DhFunctions {
+  readonly name: DhName;
+  /** DHLEN: 32 for 25519, 56 for 448. */
+  readonly length: number;
+  generateKeyPair(): DhKeyPair;
+  /** The key pair of a secret key (static keys, and ephemeral keys injected by tests). */
+  keyPairFromSecret(secretKey: Uint8Array): DhKeyPair;
+  /**
+   * DH(key pair, public key) per RFC 7748. Throws {@link NoiseError} `DH_FAILED` when the
+   * result is all zeros (a low-order public key) or the key is malformed.
+   */
+  dh(keyPair: DhKeyPair, publicKey: Uint8Array): Uint8Array;
+}
+
+/** An AEAD with a 32-byte key, a 12-byte nonce and a 16-byte tag. */
+export interface AeadFunctions {
+  readonly name: CipherName;
+  /** Ciphertext followed by the tag. Throws RangeError for a wrong key or nonce length. */
+  seal(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /** The plaintext, or undefined when authentication fails. */
+  open(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | undefined;
+}
+
+/** Noise section 4.3. */
+export interface HashFunctions {
+  readonly name: HashName;
+  /** HASHLEN. */
+  readonly length: number;
+  /** BLOCKLEN. */
+  readonly blockLength: number;
+  hash(...parts: Uint8Array[]): Uint8Array;
+  /** HMAC (RFC 2104) over the concatenation of `parts`. */
+  hmac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array;
+}
+
+export interface NoiseCrypto {
+  readonly name: 'node' | 'noble';
+  dh(name: DhName): DhFunctions;
+  cipher(name: CipherName): AeadFunctions;
+  hash(name: HashName): HashFunctions;
+}
+
+export const AEAD_KEY_LENGTH = 32;
+export const AEAD_NONCE_LENGTH = 12;
+export const AEAD_TAG_LENGTH = 16;
+
+function checkAead(key: Uint8Array, nonce: Uint8Array): void {
+  if (key.length !== AEAD_KEY_LENGTH) throw new RangeError(`AEAD key must be ${AEAD_KEY_LENGTH} bytes, got ${key.length}`);
+  if (nonce.length !== AEAD_NONCE_LENGTH) throw new RangeError(`AEAD nonce must be ${AEAD_NONCE_LENGTH} bytes, got ${nonce.length}`);
+}
+
+function isZero(bytes: Uint8Array): boolean {
+  let acc = 0;
+  for (let i = 0; i < bytes.length; i++) acc |= bytes[i]!;
+  return acc === 0;
+}
+
+function dhFailed(cause?: unknown): NoiseError {
+  return new NoiseError('DH_FAILED', 'DH produced no valid shared secret (invalid or low-order public key)', { cause });
+}
+
+// ---------------------------------------------------------------------------
+// noble
+
+interface NobleKeyPair extends DhKeyPair {
+  readonly secretKey: Uint8Array;
+}
+
+function nobleDh(name: DhName): DhFunctions {
+  const curve = name === '25519' ? x25519 : x448;
+  const length = name === '25519' ? 32 : 56;
+  const fromSecret = (secretKey: Uint8Array): NobleKeyPair => {
+    if (secretKey.length !== length) throw new NoiseError('INVALID_KEY', `X${name} secret key must be ${length} bytes, got ${secretKey.length}`);
+    const copy = secretKey.slice();
+    return { secretKey: copy, publicKey: curve.getPublicKey(copy) };
+  };
+  return {
+    name,
+    length,
+    generateKeyPair: () => fromSecret(secureRandomBytes(length)),
+    keyPairFromSecret: fromSecret,
+    dh: (keyPair, publicKey) => {
+      const secret = (keyPair as NobleKeyPair).secretKey;
+      if (secret === undefined) throw new NoiseError('INVALID_KEY', 'key pair was made by another crypto implementation');
+      if (publicKey.length !== length) throw dhFailed();
+      let shared: Uint8Array;
+      try {
+        shared = curve.getSharedSecret(secret, publicKey);
+      } catch (cause) {
+        throw dhFailed(cause);
+      }
+      if (isZero(shared)) throw dhFailed();
+      return shared;
+    },
+  };
+}
+
+function nobleAead(name: CipherName): AeadFunctions {
+  const make = name === 'ChaChaPoly' ? chacha20poly1305 : gcm;
+  return {
+    name,
+    seal: (key, nonce, ad, plaintext) => {
+      checkAead(key, nonce);
+      return make(key, nonce, ad).encrypt(plaintext);
+    },
+    open: (key, nonce, ad, ciphertext) => {
+      checkAead(key, nonce);
+      if (ciphertext.length < AEAD_TAG_LENGTH) return undefined;
+      try {
+        return make(key, nonce, ad).decrypt(ciphertext);
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
+
+function nobleHash(name: HashName): HashFunctions {
+  const fn = name === 'SHA256' ? sha256 : name === 'SHA512' ? sha512 : name === 'BLAKE2s' ? blake2s : blake2b;
+  return {
+    name,
+    length: fn.outputLen,
+    blockLength: fn.blockLen,
+    hash: (...parts) => {
+      const h = fn.create();
+      for (const part of parts) h.update(part);
+      return h.digest();
+    },
+    hmac: (key, ...parts) => {
+      const h = hmac.create(fn, key);
+      for (const part of parts) h.update(part);
+      return h.digest();
+    },
+  };
+}
+
+function memo<K extends string, V>(make: (key: K) => V): (key: K) => V {
+  const cache = new Map<K, V>();
+  return (key) => {
+    let value = cache.get(key);
+    if (value === undefined) {
+      value = make(key);
+      cache.set(key, value);
+    }
+    return value;
+  };
+}
+
+/** The pure-JavaScript implementation. */
+export const nobleNoiseCrypto: NoiseCrypto = {
+  name: 'noble',
+  dh: memo(nobleDh),
+  cipher: memo(nobleAead),
+  hash: memo(nobleHash),
+};
+
+// ---------------------------------------------------------------------------
+// node:crypto
+
+type NodeCrypto = typeof import('node:crypto');
+type KeyObject = import('node:crypto').KeyObject;
+
+function loadNodeCrypto(): NodeCrypto | undefined {
+  const proc = globalThis.process as (NodeJS.Process & { getBuiltinModule?: (id: string) => unknown }) | undefined;
+  try {
+    return proc?.getBuiltinModule?.('node:crypto') as NodeCrypto | undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// PKCS#8 prefix wrapping a raw X25519 / X448 secret key (RFC 8410 section 7).
+const PKCS8_PREFIX: Record<DhName, Buffer> = {
+  '25519': Buffer.from('302e020100300506032b656e04220420', 'hex'),
+  '448': Buffer.from('3046020100300506032b656f043a0438', 'hex'),
+};
+
+interface NodeKeyPair extends DhKeyPair {
+  readonly privateKey: KeyObject;
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function nodeDh(nodeCrypto: NodeCrypto, name: DhName): DhFunctions {
+  const length = name === '25519' ? 32 : 56;
+  const curve = name === '25519' ? 'X25519' : 'X448';
+  const type = name === '25519' ? 'x25519' : 'x448';
+  // Importing a raw public key as JWK costs ~10 us; through DER ~80 us on this machine.
+  const publicKeyObject = (publicKey: Uint8Array): KeyObject =>
+    nodeCrypto.createPublicKey({ key: { kty: 'OKP', crv: curve, x: asBuffer(publicKey).toString('base64url') }, format: 'jwk' });
+  const rawPublic = (key: KeyObject): Uint8Array => {
+    const jwk = key.export({ format: 'jwk' });
+    return new Uint8Array(Buffer.from(jwk.x!, 'base64url'));
+  };
+  return {
+    name,
+    length,
+    generateKeyPair: () => {
+      const { privateKey, publicKey } = type === 'x25519' ? nodeCrypto.generateKeyPairSync('x25519') : nodeCrypto.generateKeyPairSync('x448');
+      const pair: NodeKeyPair = { privateKey, publicKey: rawPublic(publicKey) };
+      return pair;
+    },
+    keyPairFromSecret: (secretKey) => {
+      if (secretKey.length !== length) throw new NoiseError('INVALID_KEY', `X${name} secret key must be ${length} bytes, got ${secretKey.length}`);
+      const privateKey = nodeCrypto.createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX[name], asBuffer(secretKey)]), format: 'der', type: 'pkcs8' });
+      const pair: NodeKeyPair = { privateKey, publicKey: rawPublic(nodeCrypto.createPublicKey(privateKey)) };
+      return pair;
+    },
+    dh: (keyPair, publicKey) => {
+      const privateKey = (keyPair as NodeKeyPair).privateKey;
+      if (privateKey === undefined) throw new NoiseError('INVALID_KEY', 'key pair was made by another crypto implementation');
+      if (publicKey.length !== length) throw dhFailed();
+      let shared: Buffer;
+      try {
+        shared = nodeCrypto.diffieHellman({ privateKey, publicKey: publicKeyObject(publicKey) });
+      } catch (cause) {
+        // OpenSSL refuses an all-zero result ("failed during derivation").
+        throw dhFailed(cause);
+      }
+      if (isZero(shared)) throw dhFailed();
+      return new Uint8Array(shared.buffer, shared.byteOffset, shared.byteLength);
+    },
+  };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function nodeAead(nodeCrypto: NodeCrypto, name: CipherName): AeadFunctions {
+  const algorithm = name === 'ChaChaPoly' ? 'chacha20-poly1305' : 'aes-256-gcm';
+  return {
+    name,
+    seal: (key, nonce, ad, plaintext) => {
+      checkAead(key, nonce);
+      const cipher = nodeCrypto.createCipheriv(algorithm as 'chacha20-poly1305', key, nonce, { authTagLength: AEAD_TAG_LENGTH });
+      if (ad.length > 0) cipher.setAAD(ad, { plaintextLength: plaintext.length });
+      const out = Buffer.allocUnsafe(plaintext.length + AEAD_TAG_LENGTH);
+      const body = plaintext.length > 0 ? cipher.update(plaintext) : EMPTY;
+      const tail = cipher.final();
+      out.set(body, 0);
+      out.set(tail, body.length);
+      out.set(cipher.getAuthTag(), plaintext.length);
+      return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    },
+    open: (key, nonce, ad, ciphertext) => {
+      checkAead(key, nonce);
+      if (ciphertext.length < AEAD_TAG_LENGTH) return undefined;
+      const bodyLength = ciphertext.length - AEAD_TAG_LENGTH;
+      const decipher = nodeCrypto.createDecipheriv(algorithm as 'chacha20-poly1305', key, nonce, { authTagLength: AEAD_TAG_LENGTH });
+      decipher.setAuthTag(ciphertext.subarray(bodyLength));
+      if (ad.length > 0) decipher.setAAD(ad, { plaintextLength: bodyLength });
+      try {
+        const body = bodyLength > 0 ? decipher.update(ciphertext.subarray(0, bodyLength)) : EMPTY;
+        const tail = decipher.final();
+        const plain = tail.length === 0 ? body : Buffer.concat([body, tail]);
+        return new Uint8Array(plain.buffer, plain.byteOffset, plain.byteLength);
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
+
+const NODE_HASH: Record<HashName, { algorithm: string; length: number; blockLength: number }> = {
+  SHA256: { algorithm: 'sha256', length: 32, blockLength: 64 },
+  SHA512: { algorithm: 'sha512', length: 64, blockLength: 128 },
+  BLAKE2s: { algorithm: 'blake2s256', length: 32, blockLength: 64 },
+  BLAKE2b: { algorithm: 'blake2b512', length: 64, blockLength: 128 },
+};
+
+function nodeHash(nodeCrypto: NodeCrypto, name: HashName): HashFunctions {
+  const { algorithm, length, blockLength } = NODE_HASH[name];
+  const view = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  return {
+    name,
+    length,
+    blockLength,
+    hash: (...parts) => {
+      const h = nodeCrypto.createHash(algorithm);
+      for (const part of parts) h.update(part);
+      return view(h.digest());
+    },
+    hmac: (key, ...parts) => {
+      const h = nodeCrypto.createHmac(algorithm, key);
+      for (const part of parts) h.update(part);
+      return view(h.digest());
+    },
+  };
+}
+
+function makeNodeNoiseCrypto(nodeCrypto: NodeCrypto): NoiseCrypto {
+  return {
+    name: 'node',
+    dh: memo((name: DhName) => nodeDh(nodeCrypto, name)),
+    cipher: memo((name: CipherName) => nodeAead(nodeCrypto, name)),
+    hash: memo((name: HashName) => nodeHash(nodeCrypto, name)),
+  };
+}
+
+let nodeInstance: NoiseCrypto | undefined | null = null;
+
+/** The node:crypto implementation, or undefined where the platform has none. */
+export function nodeNoiseCrypto(): NoiseCrypto | undefined {
+  if (nodeInstance === null) {
+    const nodeCrypto = loadNodeCrypto();
+    nodeInstance = nodeCrypto ? makeNodeNoiseCrypto(nodeCrypto) : undefined;
+  }
+  return nodeInstance;
+}
+
+/** The fastest implementation available: node:crypto when present, noble otherwise. */
+export function defaultNoiseCrypto(): NoiseCrypto {
+  return nodeNoiseCrypto() ?? nobleNoiseCrypto;
+}
