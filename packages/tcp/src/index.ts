@@ -1,1 +1,688 @@
-export {};
+/**
+ * `@deccom/tcp`: the TCP transport for whole messages and streams between node ids,
+ * with backpressure end to end.
+ *
+ * It listens on a TCP port that goes into this node's peer record, turns a node id into
+ * an address with `getPeer` from the discovery layer below (a stack without discovery
+ * does not type-check), keeps one connection per pair of nodes, and multiplexes
+ * messages and any number of streams on it.
+ *
+ * @example
+ * ```ts
+ * import { createNode } from '@deccom/core';
+ * import { udp } from '@deccom/udp';
+ * import { fixedPeers } from '@deccom/fixed-peers';
+ * import { tcp } from '@deccom/tcp';
+ *
+ * const node = createNode({ layers: [udp(), fixedPeers({ peers }), tcp()] });
+ * await node.start();
+ * node.handle('message', (data, from) => console.log(data.length, 'bytes from', from.short));
+ * node.handle('stream', async (source, from) => {
+ *   for await (const chunk of source) console.log('chunk of', chunk.length, 'from', from.short);
+ * });
+ * await node.sendMessage(otherId, new TextEncoder().encode('hello'));
+ * await node.sendStream(otherId, fs.createReadStream('big.iso')); // any size, bounded memory
+ * await node.stop(); // delivers everything accepted first
+ * ```
+ *
+ * @packageDocumentation
+ */
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import {
+  defineLayer,
+  InvalidArgumentError,
+  ipFamily,
+  NodeId,
+  NotFoundError,
+  StateError,
+  throwIfAborted,
+  TimeoutError,
+  AbortError,
+  type ByteSource,
+  type PeerRecord,
+  type SendOptions,
+} from '@deccom/core';
+import { Connection, type ConnectionHost, type ConnectionSettings, type HotCounters, type Waiter } from './connection.js';
+import { ConnectionError, MessageTooLargeError } from './errors.js';
+import { encodeHello, FRAME_HEADER_LENGTH, MAX_U32, TCP_PROTOCOL } from './wire.js';
+
+export { ConnectionError, MessageTooLargeError, StreamError, type ConnectionErrorCode, type StreamErrorCode } from './errors.js';
+export {
+  TCP_PROTOCOL,
+  MAGIC,
+  MAX_CHUNK_BYTES,
+  FRAME_HELLO,
+  FRAME_MESSAGE,
+  FRAME_STREAM_OPEN,
+  FRAME_STREAM_CHUNK,
+  FRAME_STREAM_END,
+  FRAME_STREAM_RESET,
+  FRAME_STREAM_CANCEL,
+  FRAME_WINDOW,
+  FRAME_GOAWAY,
+  FrameDecoder,
+  decodeHello,
+  encodeHello,
+  encodeMessage,
+  type FrameSink,
+  type Hello,
+} from './wire.js';
+export type { IncomingStream } from './incoming-stream.js';
+
+/** Options of {@link AdoptTcpSocket}. */
+export interface AdoptOptions {
+  /** The node the socket should lead to; another node introducing itself is refused. */
+  expected?: NodeId;
+}
+
+declare module '@deccom/core' {
+  interface Capabilities {
+    /**
+     * Hands the TCP layer a socket connected some other way (e.g. a TCP simultaneous
+     * open by `@deccom/holepunch`). Both ends introduce themselves; resolves with the
+     * peer's node id once the connection is usable, like one the layer dialed itself.
+     */
+    adoptTcpSocket(socket: import('node:net').Socket, options?: AdoptOptions): Promise<NodeId>;
+  }
+}
+
+/** The capability's signature, for layers that call it. */
+export type AdoptTcpSocket = (socket: Socket, options?: AdoptOptions) => Promise<NodeId>;
+
+export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_STREAM_WINDOW_BYTES = 2 * 1024 * 1024;
+export const DEFAULT_MAX_INCOMING_STREAMS = 32;
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+export const DEFAULT_MAX_PENDING_BYTES_PER_PEER = 8 * 1024 * 1024;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+export const DEFAULT_SEND_TIMEOUT_MS = 30_000;
+export const DEFAULT_DIAL_ATTEMPTS = 3;
+export const DEFAULT_RECONNECT_DELAY_MS = 100;
+export const DEFAULT_MAX_RECONNECT_DELAY_MS = 10_000;
+export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+export const DEFAULT_KEEP_ALIVE_MS = 10_000;
+
+export interface TcpOptions {
+  /** IP literal to listen on. Default `'127.0.0.1'`; `'0.0.0.0'` or `'::'` to be reachable from other machines. */
+  host?: string;
+  /** Port to listen on; 0 (default) picks a free port. Announced in the peer record. */
+  port?: number;
+  /** Largest message sent or accepted. Default 16 MiB; at most 2^32 - 1. Larger data goes through `sendStream`. */
+  maxMessageBytes?: number;
+  /** Stream bytes buffered per incoming stream before the sender must wait (flow-control window). Default 2 MiB. */
+  streamWindowBytes?: number;
+  /** Incoming streams open at once per connection; more are refused. Default 32. */
+  maxIncomingStreams?: number;
+  /** TCP connections at once, both directions, including ones being introduced. Default 1024. */
+  maxConnections?: number;
+  /** Bytes written to a peer's connection and not yet taken by the OS before sends wait. Default 8 MiB. */
+  maxPendingBytesPerPeer?: number;
+  /** TCP connect plus introduction. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** How long a send waits for a connection or for room (per call: `options.timeoutMs`). Default 30,000 ms. */
+  sendTimeoutMs?: number;
+  /** Dial attempts (with backoff) before queued sends fail. Default 3. */
+  dialAttempts?: number;
+  /** First reconnect backoff; doubles per attempt, with jitter. Default 100 ms. */
+  reconnectDelayMs?: number;
+  /** Backoff cap. Default 10,000 ms. */
+  maxReconnectDelayMs?: number;
+  /** How long a graceful close waits for the peer's goodbye before it cuts the connection. Default 5000 ms. */
+  closeTimeoutMs?: number;
+  /** Idle time before TCP keep-alive probes (detects a peer that vanished silently). Default 10,000 ms. */
+  keepAliveMs?: number;
+  /** Connect to every peer the discovery layer reports (`peer-connect`) and keep reconnecting. Default false. */
+  alwaysConnect?: boolean;
+  /** Instance name. Default `tcp`. */
+  name?: string;
+}
+
+interface PeerState {
+  readonly id: NodeId;
+  /** The connection new sends use. */
+  active: Connection | undefined;
+  /** Every connection to this peer (dialing, open, draining). */
+  readonly connections: Set<Connection>;
+  /** Sends waiting for a connection. */
+  queue: Waiter[];
+  dialing: boolean;
+  /** Reconnect whenever the connection is lost (openConnection, alwaysConnect). */
+  keep: boolean;
+  /** connection-open was emitted and connection-close not yet. */
+  announced: boolean;
+  /** A record from `peer-connect`, for when `getPeer` does not know the peer. */
+  hint: PeerRecord | undefined;
+}
+
+function checkInteger(value: number, min: number, max: number, what: string): number {
+  if (!Number.isInteger(value) || value < min || value > max) throw new RangeError(`tcp: ${what} must be an integer in ${min}..${max}, got ${value}`);
+  return value;
+}
+
+function compareIds(a: NodeId, b: NodeId): number {
+  for (let i = 0; i < a.bytes.length; i++) {
+    const d = a.bytes[i]! - b.bytes[i]!;
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/**
+ * The TCP transport layer. Needs `getPeer` (discovery) and `localAddress`; provides
+ * `openConnection`, `closeConnection`, `sendMessage`, `sendStream`, `localTcpPort`,
+ * `adoptTcpSocket`; offers the `message` and `stream` hooks and the `connection-open` /
+ * `connection-close` events.
+ */
+export function tcp(options: TcpOptions = {}) {
+  const host = options.host ?? '127.0.0.1';
+  const family = ipFamily(host);
+  if (family === 0) throw new InvalidArgumentError(`tcp: host must be an IPv4 or IPv6 literal, got '${host}'`);
+  const port = checkInteger(options.port ?? 0, 0, 65535, 'port');
+  const settings: ConnectionSettings = {
+    maxMessageBytes: checkInteger(options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, 0, MAX_U32, 'maxMessageBytes'),
+    streamWindowBytes: checkInteger(options.streamWindowBytes ?? DEFAULT_STREAM_WINDOW_BYTES, 1024, MAX_U32, 'streamWindowBytes'),
+    maxIncomingStreams: checkInteger(options.maxIncomingStreams ?? DEFAULT_MAX_INCOMING_STREAMS, 1, 1_000_000, 'maxIncomingStreams'),
+    maxPendingBytes: checkInteger(options.maxPendingBytesPerPeer ?? DEFAULT_MAX_PENDING_BYTES_PER_PEER, 1, Number.MAX_SAFE_INTEGER, 'maxPendingBytesPerPeer'),
+    handshakeTimeoutMs: checkInteger(options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, 1, 2 ** 31 - 1, 'connectTimeoutMs'),
+    closeTimeoutMs: checkInteger(options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS, 1, 2 ** 31 - 1, 'closeTimeoutMs'),
+  };
+  const maxConnections = checkInteger(options.maxConnections ?? DEFAULT_MAX_CONNECTIONS, 1, 1_000_000, 'maxConnections');
+  const sendTimeoutMs = checkInteger(options.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS, 1, 2 ** 31 - 1, 'sendTimeoutMs');
+  const dialAttempts = checkInteger(options.dialAttempts ?? DEFAULT_DIAL_ATTEMPTS, 1, 1_000_000, 'dialAttempts');
+  const reconnectDelayMs = checkInteger(options.reconnectDelayMs ?? DEFAULT_RECONNECT_DELAY_MS, 1, 2 ** 31 - 1, 'reconnectDelayMs');
+  const maxReconnectDelayMs = checkInteger(options.maxReconnectDelayMs ?? DEFAULT_MAX_RECONNECT_DELAY_MS, reconnectDelayMs, 2 ** 31 - 1, 'maxReconnectDelayMs');
+  const keepAliveMs = checkInteger(options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS, 0, 2 ** 31 - 1, 'keepAliveMs');
+  const alwaysConnect = options.alwaysConnect ?? false;
+
+  return defineLayer({
+    type: 'tcp',
+    name: options.name,
+    protocol: TCP_PROTOCOL,
+    needs: ['getPeer', 'localAddress'],
+    optional: ['findPeer'],
+    takesOptional: ['peer-connect'],
+    provides: ['openConnection', 'closeConnection', 'sendMessage', 'sendStream', 'localTcpPort', 'adoptTcpSocket'],
+    offers: { message: 'exclusive', stream: 'exclusive', 'connection-open': 'event', 'connection-close': 'event' },
+    create: (ctx) => {
+      const self = ctx.identity.id;
+      let server: Server | undefined;
+      let boundPort: number | undefined;
+      let running = false;
+      let stopping = false;
+      const peers = new Map<string, PeerState>();
+      const connections = new Set<Connection>();
+      const owners = new Map<Connection, PeerState>();
+      const hot: HotCounters = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, streamBytesIn: 0, streamBytesOut: 0 };
+      let streamsIn = 0;
+      let streamsOut = 0;
+      ctx.counters.attach(() => ({
+        'messages-in': hot.messagesIn,
+        'messages-out': hot.messagesOut,
+        'bytes-in': hot.bytesIn,
+        'bytes-out': hot.bytesOut,
+        'stream-bytes-in': hot.streamBytesIn,
+        'stream-bytes-out': hot.streamBytesOut,
+        'streams-in': streamsIn,
+        'streams-out': streamsOut,
+      }));
+      let helloCache: { key: PeerRecord; bytes: Uint8Array } | undefined;
+
+      const peerState = (id: NodeId): PeerState => {
+        let peer = peers.get(id.hex);
+        if (!peer) {
+          peer = { id, active: undefined, connections: new Set(), queue: [], dialing: false, keep: false, announced: false, hint: undefined };
+          peers.set(id.hex, peer);
+        }
+        return peer;
+      };
+
+      const liveQueue = (peer: PeerState): boolean => {
+        peer.queue = peer.queue.filter((w) => !w.done);
+        return peer.queue.length > 0;
+      };
+
+      const forgetIfIdle = (peer: PeerState): void => {
+        if (!peer.active && peer.connections.size === 0 && !peer.dialing && !peer.keep && !liveQueue(peer)) peers.delete(peer.id.hex);
+      };
+
+      const failQueue = (peer: PeerState, error: Error): void => {
+        const queue = peer.queue;
+        peer.queue = [];
+        for (const waiter of queue) if (!waiter.done) waiter.fail(error);
+      };
+
+      const usable = (connection: Connection | undefined): connection is Connection =>
+        connection !== undefined && connection.state === 'open' && !connection.draining;
+
+      /** Hands a waiter to the peer's connection, or queues it and dials. */
+      const route = (peer: PeerState, waiter: Waiter): void => {
+        if (usable(peer.active) && peer.queue.length === 0) {
+          peer.active.enqueue(waiter);
+          return;
+        }
+        peer.queue.push(waiter);
+        if (usable(peer.active)) flushQueue(peer, peer.active);
+        else ensureDial(peer);
+      };
+
+      const flushQueue = (peer: PeerState, connection: Connection): void => {
+        const queue = peer.queue;
+        peer.queue = [];
+        for (const waiter of queue) if (!waiter.done) connection.enqueue(waiter);
+      };
+
+      /** Of two open connections to one peer, the one both ends keep. */
+      const preferred = (a: Connection, b: Connection): Connection => {
+        const dialer = (c: Connection): NodeId => {
+          const remote = c.remoteId!;
+          if (c.adopted) return compareIds(self, remote) < 0 ? self : remote;
+          return c.outbound ? self : remote;
+        };
+        const order = compareIds(dialer(a), dialer(b));
+        // Different dialers (a simultaneous dial): the lower id's dial wins. The same dialer
+        // dialed again because it gave the older one up: the newer wins.
+        if (order !== 0) return order < 0 ? a : b;
+        return a.sequence > b.sequence ? a : b;
+      };
+
+      const otherUsable = (peer: PeerState, except: Connection): Connection | undefined => {
+        for (const c of peer.connections) if (c !== except && usable(c)) return c;
+        return undefined;
+      };
+
+      const backoff = (attempt: number): number => {
+        const base = Math.min(maxReconnectDelayMs, reconnectDelayMs * 2 ** Math.min(attempt - 1, 30));
+        return base * (0.5 + ctx.random.float() / 2);
+      };
+
+      const connectionHost: ConnectionHost = {
+        clock: ctx.clock,
+        hot,
+        settings,
+        hello: () => {
+          const record = ctx.localPeer();
+          if (helloCache?.key !== record) {
+            helloCache = { key: record, bytes: encodeHello({ streamWindow: settings.streamWindowBytes, maxMessageBytes: settings.maxMessageBytes, peer: record }) };
+          }
+          return helloCache.bytes;
+        },
+        count: (name) => ctx.counters.add(name),
+        established: (connection) => {
+          const id = connection.remoteId!;
+          if (id.equals(self)) {
+            ctx.counters.add('refused.self');
+            return new ConnectionError('IDENTITY_MISMATCH', 'tcp: connected to this node itself');
+          }
+          if (connection.expected && !connection.expected.equals(id)) {
+            ctx.counters.add('identity-mismatches');
+            return new ConnectionError('IDENTITY_MISMATCH', `tcp: expected node ${connection.expected.short}, the peer introduced itself as ${id.short}`);
+          }
+          if (stopping) return new StateError('STOPPED', 'tcp: the node is stopping');
+          const peer = owners.get(connection) ?? peerState(id);
+          owners.set(connection, peer);
+          peer.connections.add(connection);
+          const current = peer.active;
+          if (!usable(current)) {
+            peer.active = connection;
+            flushQueue(peer, connection);
+            if (!peer.announced) {
+              peer.announced = true;
+              ctx.emit('connection-open', id, connection.remoteAddress);
+            }
+            return undefined;
+          }
+          // Two connections to one peer (both dialed at once): keep one, drain the other
+          // after moving everything it has not written yet to the one we keep.
+          ctx.counters.add('duplicate-connections');
+          const winner = preferred(current, connection);
+          const loser = winner === current ? connection : current;
+          peer.active = winner;
+          for (const waiter of loser.takeWaiters()) winner.enqueue(waiter);
+          flushQueue(peer, winner);
+          loser.drain();
+          return undefined;
+        },
+        message: (connection, data) => {
+          const slot = ctx.slots.message;
+          if (slot) slot(data, connection.remoteId!, connection.remoteAddress);
+          else ctx.counters.drop('no-receiver');
+        },
+        stream: (connection, stream) => {
+          const slot = ctx.slots.stream;
+          if (!slot) {
+            ctx.counters.drop('no-receiver');
+            return false;
+          }
+          streamsIn++;
+          slot(stream, connection.remoteId!, connection.remoteAddress);
+          return true;
+        },
+        goaway: (connection) => {
+          // The peer closes this connection; what we already admitted still goes out on it.
+          connection.drain();
+          const peer = owners.get(connection);
+          if (peer && peer.active === connection) {
+            peer.active = otherUsable(peer, connection);
+            if (!peer.active && peer.keep) ensureDial(peer);
+          }
+        },
+        closed: (connection, reason, unsent) => {
+          connections.delete(connection);
+          const peer = owners.get(connection);
+          owners.delete(connection);
+          if (reason && connection.remote === undefined) ctx.counters.add('handshake-failures');
+          if (!peer) return;
+          peer.connections.delete(connection);
+          if (peer.active === connection) peer.active = otherUsable(peer, connection);
+          if (unsent.length > 0) {
+            // Never written: safe to send again on the next connection.
+            peer.queue = [...unsent, ...peer.queue];
+            if (usable(peer.active)) flushQueue(peer, peer.active);
+          }
+          const anyOpen = [...peer.connections].some((c) => c.state === 'open');
+          if (!anyOpen && peer.announced) {
+            peer.announced = false;
+            if (reason) ctx.counters.add('connections-lost');
+            ctx.emit('connection-close', peer.id, reason);
+          }
+          if (!usable(peer.active) && running && !stopping && (peer.keep || liveQueue(peer))) ensureDial(peer);
+          forgetIfIdle(peer);
+        },
+      };
+
+      const register = (socket: Socket, outbound: boolean, expected: NodeId | undefined, adopted = false): Connection => {
+        const connection = new Connection(socket, outbound, connectionHost, expected, adopted);
+        connections.add(connection);
+        return connection;
+      };
+
+      const dialOnce = async (peer: PeerState): Promise<void> => {
+        let record = ctx.below.getPeer(peer.id) ?? peer.hint;
+        if (!record && ctx.below.findPeer) record = await ctx.below.findPeer(peer.id, { signal: ctx.signal, timeoutMs: settings.handshakeTimeoutMs });
+        if (!record) throw new NotFoundError(`tcp: no peer record for node ${peer.id.short} (discovery does not know it)`);
+        if (record.tcpPort === undefined) throw new ConnectionError('NO_TCP_PORT', `tcp: the peer record of node ${peer.id.short} has no TCP port`);
+        if (connections.size >= maxConnections) {
+          ctx.counters.add('refused.connection-limit');
+          throw new ConnectionError('CONNECTION_LIMIT', `tcp: ${maxConnections} connections are open (maxConnections)`);
+        }
+        if (!running || stopping) throw new StateError('STOPPED', 'tcp: the node stopped');
+        const socket = connect({
+          host: record.address.host,
+          port: record.tcpPort,
+          noDelay: true,
+          keepAlive: keepAliveMs > 0,
+          keepAliveInitialDelay: keepAliveMs,
+        });
+        const connection = register(socket, true, peer.id);
+        owners.set(connection, peer);
+        peer.connections.add(connection);
+        ctx.counters.add('connections-out');
+        socket.once('connect', () => connection.introduce());
+        await connection.ready;
+      };
+
+      const ensureDial = (peer: PeerState): void => {
+        if (peer.dialing || !running || stopping) return;
+        peer.dialing = true;
+        const loop = async (): Promise<void> => {
+          let attempt = 0;
+          while (running && !stopping && !usable(peer.active)) {
+            if (!peer.keep && !liveQueue(peer)) return;
+            try {
+              await dialOnce(peer);
+              return;
+            } catch (error) {
+              attempt++;
+              ctx.counters.add('dial-failures');
+              if (!running || stopping) return;
+              const permanent =
+                error instanceof NotFoundError || (error instanceof ConnectionError && (error.code === 'NO_TCP_PORT' || error.code === 'CONNECTION_LIMIT'));
+              if (!peer.keep && (permanent || attempt >= dialAttempts)) {
+                failQueue(
+                  peer,
+                  permanent ? (error as Error) : new ConnectionError('CONNECT_FAILED', `tcp: could not connect to node ${peer.id.short} in ${attempt} attempts`, { cause: error }),
+                );
+                return;
+              }
+              if (attempt > 1) ctx.counters.add('reconnect-backoffs');
+              try {
+                await ctx.clock.sleep(backoff(attempt), ctx.signal);
+              } catch {
+                return;
+              }
+            }
+          }
+        };
+        void loop()
+          .catch((error: unknown) => ctx.logger.error('dial loop failed', { error }))
+          .finally(() => {
+            peer.dialing = false;
+            // An inbound connection may have arrived while we slept: hand it what waits.
+            if (usable(peer.active) && peer.queue.length > 0) flushQueue(peer, peer.active);
+            forgetIfIdle(peer);
+          });
+      };
+
+      /** A waiter with a deadline (timeoutMs / sendTimeoutMs) and an abort signal. */
+      const waiterFor = (
+        bytes: number,
+        sendOptions: SendOptions | undefined,
+        what: string,
+        write: (connection: Connection) => void,
+        reject: (error: unknown) => void,
+      ): Waiter => {
+        const signal = sendOptions?.signal;
+        const timeoutMs = sendOptions?.timeoutMs ?? sendTimeoutMs;
+        const disarm = (): void => {
+          ctx.clock.clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+        };
+        const waiter: Waiter = {
+          bytes,
+          movable: true,
+          done: false,
+          write: (connection) => {
+            disarm();
+            write(connection);
+          },
+          fail: (error) => {
+            waiter.done = true;
+            disarm();
+            reject(error);
+          },
+        };
+        const onAbort = (): void => {
+          if (!waiter.done) waiter.fail(new AbortError(`tcp.${what}: aborted`, { cause: signal?.reason }));
+        };
+        const timer = ctx.clock.setTimeout(() => {
+          if (!waiter.done) waiter.fail(new TimeoutError(`tcp.${what}: not sent within ${timeoutMs} ms`));
+        }, timeoutMs);
+        signal?.addEventListener('abort', onAbort, { once: true });
+        return waiter;
+      };
+
+      const requireRunning = (what: string): void => {
+        if (stopping) throw new StateError('STOPPED', `tcp.${what}: the node is stopping`);
+        if (!running) throw new StateError('NOT_STARTED', `tcp.${what}: the layer is not started`);
+      };
+
+      const checkPeerId = (to: NodeId, what: string): void => {
+        if (!(to instanceof NodeId)) throw new InvalidArgumentError(`tcp.${what}: 'to' must be a NodeId`);
+        if (to.equals(self)) throw new InvalidArgumentError(`tcp.${what}: cannot connect to this node itself`);
+      };
+
+      const onInbound = (socket: Socket): void => {
+        if (!running || stopping) {
+          socket.destroy();
+          return;
+        }
+        if (connections.size >= maxConnections) {
+          ctx.counters.add('refused.connection-limit');
+          socket.destroy();
+          return;
+        }
+        ctx.counters.add('connections-in');
+        register(socket, false, undefined);
+      };
+
+      return {
+        start: () =>
+          new Promise<void>((resolve, reject) => {
+            stopping = false;
+            const created = createServer({ noDelay: true, keepAlive: keepAliveMs > 0, keepAliveInitialDelay: keepAliveMs });
+            const onError = (error: Error): void => {
+              created.close();
+              reject(error);
+            };
+            created.once('error', onError);
+            created.listen({ host, port, exclusive: true, ipv6Only: false }, () => {
+              created.removeListener('error', onError);
+              created.on('error', (error) => {
+                ctx.counters.add('server-errors');
+                ctx.logger.warn('server error', { error: error.message });
+              });
+              created.on('connection', onInbound);
+              const address = created.address();
+              boundPort = typeof address === 'object' && address ? address.port : undefined;
+              server = created;
+              running = true;
+              resolve();
+            });
+          }),
+        stop: async () => {
+          stopping = true;
+          const stopped = new StateError('STOPPED', 'tcp: the node stopped');
+          for (const peer of peers.values()) failQueue(peer, stopped);
+          // Graceful close of everything: what was accepted is delivered, bounded by closeTimeoutMs.
+          const closing = [...connections].map((connection) => {
+            connection.drain();
+            return connection.closedPromise;
+          });
+          await Promise.all(closing);
+          const closingServer = server;
+          server = undefined;
+          if (closingServer) await new Promise<void>((resolve) => closingServer.close(() => resolve()));
+          running = false;
+          boundPort = undefined;
+          peers.clear();
+          owners.clear();
+          helloCache = undefined;
+        },
+        status: () => ({
+          host,
+          port: boundPort,
+          connections: connections.size,
+          peers: [...peers.values()].filter((p) => usable(p.active)).length,
+          pendingBytes: [...connections].reduce((sum, c) => sum + c.pendingBytes, 0),
+        }),
+        takes: {
+          'peer-connect': (record: PeerRecord) => {
+            if (!alwaysConnect || !running || stopping || record.tcpPort === undefined || record.id.equals(self)) return;
+            const peer = peerState(record.id);
+            peer.hint = record;
+            peer.keep = true;
+            ensureDial(peer);
+          },
+        },
+        provides: {
+          localTcpPort: () => boundPort,
+          openConnection: async (to: NodeId, sendOptions?: SendOptions) => {
+            requireRunning('openConnection');
+            checkPeerId(to, 'openConnection');
+            throwIfAborted(sendOptions?.signal);
+            const peer = peerState(to);
+            if (usable(peer.active)) {
+              peer.keep = true;
+              return;
+            }
+            await new Promise<void>((resolve, reject) => {
+              route(
+                peer,
+                waiterFor(0, sendOptions, 'openConnection', () => resolve(), reject),
+              );
+            });
+            peer.keep = true;
+          },
+          closeConnection: async (to: NodeId) => {
+            if (!(to instanceof NodeId)) throw new InvalidArgumentError(`tcp.closeConnection: 'to' must be a NodeId`);
+            const peer = peers.get(to.hex);
+            if (!peer) return;
+            peer.keep = false;
+            if (!usable(peer.active)) failQueue(peer, new ConnectionError('CONNECTION_CLOSED', 'tcp: closeConnection was called before the connection was made'));
+            peer.active = undefined;
+            const closing = [...peer.connections].map((connection) => {
+              connection.drain();
+              return connection.closedPromise;
+            });
+            await Promise.all(closing);
+          },
+          sendMessage: async (to: NodeId, data: Uint8Array, sendOptions?: SendOptions) => {
+            requireRunning('sendMessage');
+            checkPeerId(to, 'sendMessage');
+            if (!(data instanceof Uint8Array)) throw new InvalidArgumentError('tcp.sendMessage: data must be a Uint8Array');
+            if (data.byteLength > settings.maxMessageBytes) throw new MessageTooLargeError(data.byteLength, settings.maxMessageBytes, 'local');
+            throwIfAborted(sendOptions?.signal);
+            const peer = peerState(to);
+            const active = peer.active;
+            // Fast path: connected, nothing queued, room to write.
+            if (usable(active) && peer.queue.length === 0 && active.canAdmitNow(FRAME_HEADER_LENGTH + data.byteLength)) {
+              await active.writeMessage(data);
+              return;
+            }
+            await new Promise<void>((resolve, reject) => {
+              route(
+                peer,
+                waiterFor(FRAME_HEADER_LENGTH + data.byteLength, sendOptions, 'sendMessage', (connection) => {
+                  try {
+                    const written = connection.writeMessage(data);
+                    if (written) written.then(resolve, reject);
+                    else resolve();
+                  } catch (error) {
+                    reject(error);
+                  }
+                }, reject),
+              );
+            });
+          },
+          sendStream: async (to: NodeId, source: ByteSource, sendOptions?: SendOptions) => {
+            requireRunning('sendStream');
+            checkPeerId(to, 'sendStream');
+            if (source === null || typeof source !== 'object' || (!(Symbol.asyncIterator in source) && !(Symbol.iterator in source))) {
+              throw new InvalidArgumentError('tcp.sendStream: source must be an iterable or async iterable of Uint8Array');
+            }
+            throwIfAborted(sendOptions?.signal);
+            const peer = peerState(to);
+            const opened = await new Promise<{ connection: Connection; id: number }>((resolve, reject) => {
+              route(
+                peer,
+                waiterFor(FRAME_HEADER_LENGTH + 4, sendOptions, 'sendStream', (connection) => {
+                  try {
+                    resolve({ connection, id: connection.openStream() });
+                  } catch (error) {
+                    reject(error);
+                  }
+                }, reject),
+              );
+            });
+            streamsOut++;
+            await opened.connection.sendStream(opened.id, source, sendOptions?.signal);
+          },
+          adoptTcpSocket: async (socket: Socket, adoptOptions?: AdoptOptions) => {
+            requireRunning('adoptTcpSocket');
+            if (connections.size >= maxConnections) {
+              socket.destroy();
+              throw new ConnectionError('CONNECTION_LIMIT', `tcp: ${maxConnections} connections are open (maxConnections)`);
+            }
+            socket.setNoDelay(true);
+            if (keepAliveMs > 0) socket.setKeepAlive(true, keepAliveMs);
+            const connection = register(socket, true, adoptOptions?.expected, true);
+            ctx.counters.add('connections-adopted');
+            connection.introduce();
+            await connection.ready;
+            return connection.remoteId!;
+          },
+        },
+      };
+    },
+  });
+}

@@ -1,0 +1,596 @@
+/**
+ * One TCP connection: introduction, the frame decoder, the ordered write path with its
+ * pending-bytes limit, stream multiplexing with credit-based flow control, and the
+ * graceful close (GOAWAY both ways, then FIN).
+ */
+import type { Socket } from 'node:net';
+import { AbortError, InvalidArgumentError, WireError, type Address, type ByteSource, type NodeId, type ScopedClock, type TimerHandle } from '@deccom/core';
+import { ConnectionError, MessageTooLargeError, StreamError } from './errors.js';
+import { IncomingStream, type IncomingStreamHost } from './incoming-stream.js';
+import {
+  CANCEL_BY_CONSUMER,
+  CANCEL_NO_RECEIVER,
+  CANCEL_TOO_MANY_STREAMS,
+  CHUNK_HEADER_LENGTH,
+  decodeHello,
+  decodeStreamCode,
+  decodeStreamId,
+  decodeWindow,
+  encodeChunkHeader,
+  encodeFrameHeader,
+  encodeGoaway,
+  encodeMessage,
+  encodeStreamCode,
+  encodeStreamFrame,
+  encodeWindow,
+  FRAME_GOAWAY,
+  FRAME_HEADER_LENGTH,
+  FRAME_HELLO,
+  FRAME_MESSAGE,
+  FRAME_STREAM_CANCEL,
+  FRAME_STREAM_END,
+  FRAME_STREAM_OPEN,
+  FRAME_STREAM_RESET,
+  FRAME_WINDOW,
+  FrameDecoder,
+  MAX_CHUNK_BYTES,
+  RESET_CANCELLED,
+  RESET_CLOSING,
+  RESET_SOURCE_ERROR,
+  type Hello,
+} from './wire.js';
+
+/** Messages up to this size are copied behind their header (one write, buffer reusable at once). */
+export const COPY_LIMIT_BYTES = 64 * 1024;
+/** Largest piece of a stream written at once (bounded by the peer's credit too). */
+export const STREAM_PIECE_BYTES = 256 * 1024;
+
+/** Per-connection counters kept in plain variables (the hot path). */
+export interface HotCounters {
+  messagesIn: number;
+  messagesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  streamBytesIn: number;
+  streamBytesOut: number;
+}
+
+export interface ConnectionSettings {
+  readonly maxMessageBytes: number;
+  readonly streamWindowBytes: number;
+  readonly maxPendingBytes: number;
+  readonly maxIncomingStreams: number;
+  readonly handshakeTimeoutMs: number;
+  readonly closeTimeoutMs: number;
+}
+
+/** What a connection needs from the layer that owns it. */
+export interface ConnectionHost {
+  readonly clock: ScopedClock;
+  readonly hot: HotCounters;
+  readonly settings: ConnectionSettings;
+  /** This node's encoded HELLO frame. */
+  hello(): Uint8Array;
+  count(name: string): void;
+  /** Introduction complete. Returns an error to close the connection with, if it is refused. */
+  established(connection: Connection): Error | undefined;
+  message(connection: Connection, data: Uint8Array): void;
+  /** A new incoming stream; false when nobody takes streams. */
+  stream(connection: Connection, stream: IncomingStream): boolean;
+  /** The peer sent GOAWAY: it will send nothing more here. */
+  goaway(connection: Connection): void;
+  /** The socket closed. `unsent` are admitted-never waiters to retry elsewhere. */
+  closed(connection: Connection, reason: Error | undefined, unsent: Waiter[]): void;
+}
+
+/**
+ * Something waiting to be written in order: a message, a stream opening, a stream
+ * piece, a GOAWAY. Admitted (written) when the pending-bytes limit allows, in FIFO order.
+ */
+export interface Waiter {
+  readonly bytes: number;
+  /** Messages and stream openings may move to another connection to the same peer; stream pieces may not. */
+  readonly movable: boolean;
+  /** Set once admitted, failed or expired; such waiters are skipped. */
+  done: boolean;
+  /** Writes it, on `connection`, at admission. */
+  write(connection: Connection): void;
+  fail(error: Error): void;
+}
+
+interface OutStream {
+  readonly id: number;
+  credit: number;
+  /** Why the stream must stop (cancelled by the receiver, connection closed). */
+  stop: Error | undefined;
+  wake: (() => void) | undefined;
+}
+
+type ConnectionState = 'handshake' | 'open' | 'closed';
+
+let sequence = 0;
+
+export class Connection implements IncomingStreamHost {
+  /** Creation order, for telling the newer of two connections. */
+  readonly sequence = ++sequence;
+  readonly remoteAddress: Address;
+  state: ConnectionState = 'handshake';
+  /** No new work: finish what is admitted, then GOAWAY. */
+  draining = false;
+  remote: Hello | undefined;
+  private sentHello = false;
+  private sentGoaway = false;
+  private receivedGoaway = false;
+  private readonly decoder: FrameDecoder;
+  private readonly waiters: Waiter[] = [];
+  private waiterHead = 0;
+  private readonly outStreams = new Map<number, OutStream>();
+  private nextStreamId = 1;
+  private readonly inStreams = new Map<number, IncomingStream | null>();
+  private lastIncomingId = 0;
+  private corked = false;
+  private timer: TimerHandle | undefined;
+  private closeReason: Error | undefined;
+  private readonly readyPromise: Promise<void>;
+  private settleReady!: (error?: Error) => void;
+  private closedResolve!: () => void;
+  /** Resolves when the socket has closed. */
+  readonly closedPromise: Promise<void>;
+
+  constructor(
+    readonly socket: Socket,
+    /** True when this node dialed. */
+    readonly outbound: boolean,
+    private readonly host: ConnectionHost,
+    /** For outbound connections: the node we meant to reach. */
+    readonly expected: NodeId | undefined,
+    /** For sockets adopted from a simultaneous open: neither side "dialed". */
+    readonly adopted = false,
+  ) {
+    this.remoteAddress = { host: normalizeHost(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
+    this.readyPromise = new Promise<void>((resolve, reject) => {
+      this.settleReady = (error) => (error ? reject(error) : resolve());
+    });
+    this.readyPromise.catch(() => undefined);
+    this.closedPromise = new Promise<void>((resolve) => {
+      this.closedResolve = resolve;
+    });
+    this.decoder = new FrameDecoder(
+      { maxMessageBytes: host.settings.maxMessageBytes },
+      { frame: (type, body) => this.onFrame(type, body), chunk: (id, data) => this.onChunk(id, data) },
+    );
+    socket.on('data', (data: Buffer) => this.onData(data));
+    socket.on('drain', () => this.flush());
+    socket.on('error', (error) => {
+      this.closeReason ??= new ConnectionError(this.state === 'handshake' ? 'CONNECT_FAILED' : 'CONNECTION_CLOSED', `tcp: ${error.message}`, { cause: error });
+    });
+    socket.on('close', () => this.onClose());
+    this.timer = host.clock.setTimeout(() => {
+      this.host.count('handshake-timeouts');
+      this.destroy(new ConnectionError('CONNECT_FAILED', `tcp: no introduction within ${host.settings.handshakeTimeoutMs} ms`));
+    }, host.settings.handshakeTimeoutMs);
+  }
+
+  /** Resolves when both introductions are done; rejects if the connection closes first. */
+  get ready(): Promise<void> {
+    return this.readyPromise;
+  }
+
+  get remoteId(): NodeId | undefined {
+    return this.remote?.peer.id;
+  }
+
+  /** Dialer side: introduce ourselves once the TCP connection is up. */
+  introduce(): void {
+    if (this.sentHello || this.state !== 'handshake') return;
+    this.sentHello = true;
+    this.writeRaw(this.host.hello());
+  }
+
+  /** Bytes written but not yet taken by the OS, plus bytes waiting for admission. */
+  get pendingBytes(): number {
+    let queued = 0;
+    for (let i = this.waiterHead; i < this.waiters.length; i++) if (!this.waiters[i]!.done) queued += this.waiters[i]!.bytes;
+    return this.socket.writableLength + queued;
+  }
+
+  get openStreams(): { incoming: number; outgoing: number } {
+    return { incoming: this.inStreams.size, outgoing: this.outStreams.size };
+  }
+
+  // ------------------------------------------------------------------ receive path
+
+  private onData(data: Buffer): void {
+    if (this.state === 'closed') return;
+    this.host.hot.bytesIn += data.byteLength;
+    try {
+      this.decoder.push(data);
+    } catch (error) {
+      this.protocolError(error);
+    }
+  }
+
+  /** A peer broke the protocol: disconnect it with a typed error, counted. */
+  private protocolError(error: unknown): void {
+    const wire = error instanceof WireError ? error : new WireError('WIRE_MALFORMED', 'tcp: protocol violation', { cause: error });
+    this.host.count('protocol-errors');
+    this.host.count(`dropped.${wire.code === 'WIRE_OVERSIZED' ? 'oversized' : wire.code === 'WIRE_UNKNOWN_TYPE' ? 'unknown-type' : 'malformed'}`);
+    this.host.count('dropped');
+    this.destroy(wire);
+  }
+
+  private violation(message: string): never {
+    throw new WireError('WIRE_MALFORMED', `tcp: ${message}`);
+  }
+
+  private onFrame(type: number, body: Uint8Array): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'handshake') {
+      if (type !== FRAME_HELLO) this.violation(`expected HELLO, got frame type 0x${type.toString(16)}`);
+      this.remote = decodeHello(body);
+      if (!this.sentHello) this.introduce();
+      this.state = 'open';
+      this.clearTimer();
+      const refused = this.host.established(this);
+      if (refused) {
+        this.settleReady(refused);
+        this.destroy(refused);
+        return;
+      }
+      this.settleReady();
+      return;
+    }
+    // After GOAWAY the peer only sends flow control for our streams.
+    if (this.receivedGoaway && type !== FRAME_WINDOW && type !== FRAME_STREAM_CANCEL) this.violation('frame after GOAWAY');
+    switch (type) {
+      case FRAME_MESSAGE:
+        this.host.hot.messagesIn++;
+        this.host.message(this, body);
+        return;
+      case FRAME_STREAM_OPEN:
+        this.onStreamOpen(decodeStreamId(body));
+        return;
+      case FRAME_STREAM_END: {
+        const id = decodeStreamId(body);
+        const stream = this.incoming(id);
+        stream?.end();
+        this.inStreams.delete(id);
+        return;
+      }
+      case FRAME_STREAM_RESET: {
+        const { streamId } = decodeStreamCode(body);
+        const stream = this.incoming(streamId);
+        stream?.fail(new StreamError('STREAM_RESET', 'tcp: the sender reset the stream'));
+        this.inStreams.delete(streamId);
+        return;
+      }
+      case FRAME_STREAM_CANCEL: {
+        const { streamId, code } = decodeStreamCode(body);
+        const out = this.outStreams.get(streamId);
+        if (out) {
+          out.stop ??=
+            code === CANCEL_BY_CONSUMER
+              ? new StreamError('STREAM_CANCELLED', 'tcp: the receiver stopped reading the stream')
+              : new StreamError('STREAM_REFUSED', code === CANCEL_NO_RECEIVER ? 'tcp: the receiver takes no streams' : 'tcp: the receiver has too many open streams');
+          out.wake?.();
+        }
+        return;
+      }
+      case FRAME_WINDOW: {
+        const { streamId, increment } = decodeWindow(body);
+        const out = this.outStreams.get(streamId);
+        if (out) {
+          out.credit += increment;
+          out.wake?.();
+        }
+        return;
+      }
+      case FRAME_GOAWAY:
+        this.receivedGoaway = true;
+        // A peer finishes its streams before GOAWAY; any still open were abandoned.
+        for (const stream of this.inStreams.values()) stream?.fail(new StreamError('STREAM_RESET', 'tcp: the sender closed the connection mid-stream'));
+        this.inStreams.clear();
+        this.host.goaway(this);
+        this.maybeFinish();
+        return;
+      default:
+        this.violation(`unexpected frame type 0x${type.toString(16)}`);
+    }
+  }
+
+  /** The incoming stream `id`, null for one we refused or cancelled; a violation if unknown. */
+  private incoming(id: number): IncomingStream | null {
+    const stream = this.inStreams.get(id);
+    if (stream === undefined) this.violation(`frame for unknown stream ${id}`);
+    return stream;
+  }
+
+  private onStreamOpen(id: number): void {
+    if (id <= this.lastIncomingId) this.violation(`stream id ${id} reused or out of order`);
+    this.lastIncomingId = id;
+    const limit = this.host.settings.maxIncomingStreams;
+    const live = [...this.inStreams.values()].filter((s) => s !== null).length;
+    if (live >= limit) {
+      // Refused streams stay known (null) until the sender resets them; a sender that
+      // never does cannot grow the map beyond twice the limit.
+      if (this.inStreams.size >= 2 * limit) this.violation('too many refused streams left open');
+      this.host.count('streams-refused');
+      this.inStreams.set(id, null);
+      this.writeRaw(encodeStreamCode(FRAME_STREAM_CANCEL, id, CANCEL_TOO_MANY_STREAMS));
+      return;
+    }
+    const stream = new IncomingStream(id, this.host.settings.streamWindowBytes, this);
+    this.inStreams.set(id, stream);
+    if (!this.host.stream(this, stream)) {
+      this.inStreams.set(id, null);
+      this.writeRaw(encodeStreamCode(FRAME_STREAM_CANCEL, id, CANCEL_NO_RECEIVER));
+    }
+  }
+
+  private onChunk(id: number, data: Uint8Array): void {
+    if (this.state !== 'open' || this.receivedGoaway) this.violation('stream data outside an open connection');
+    const stream = this.incoming(id);
+    this.host.hot.streamBytesIn += data.byteLength;
+    if (stream === null) return;
+    if (!stream.push(data)) this.violation(`stream ${id} exceeded its window`);
+  }
+
+  /** IncomingStreamHost: the consumer took data; give the sender more credit. */
+  grant(streamId: number, bytes: number): void {
+    if (this.state === 'open' && this.inStreams.get(streamId)) this.writeRaw(encodeWindow(streamId, bytes));
+  }
+
+  /** IncomingStreamHost: the consumer stopped reading. */
+  cancel(streamId: number): void {
+    if (this.state !== 'open' || !this.inStreams.has(streamId)) return;
+    this.inStreams.set(streamId, null);
+    this.writeRaw(encodeStreamCode(FRAME_STREAM_CANCEL, streamId, CANCEL_BY_CONSUMER));
+  }
+
+  // ------------------------------------------------------------------ write path
+
+  private writeRaw(bytes: Uint8Array, callback?: (error?: Error | null) => void): void {
+    if (!this.corked) {
+      // Coalesce everything written in this tick into one writev.
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(bytes, callback);
+  }
+
+  private canAdmit(bytes: number): boolean {
+    if (this.state !== 'open' || this.sentGoaway) return false;
+    const socket = this.socket;
+    return !socket.writableNeedDrain || socket.writableLength + bytes <= this.host.settings.maxPendingBytes;
+  }
+
+  /** True when a write of `bytes` would be admitted at once (nothing queued, room under the limit). */
+  canAdmitNow(bytes: number): boolean {
+    return this.waiterHead === this.waiters.length && this.canAdmit(bytes);
+  }
+
+  /** Admits `waiter` now if nothing is ahead of it and the limit allows, else queues it. */
+  enqueue(waiter: Waiter): void {
+    if (this.state === 'closed') {
+      waiter.fail(new ConnectionError('CONNECTION_CLOSED', 'tcp: the connection is closed'));
+      return;
+    }
+    if (this.waiterHead === this.waiters.length && this.canAdmit(waiter.bytes)) {
+      waiter.done = true;
+      waiter.write(this);
+      return;
+    }
+    this.waiters.push(waiter);
+  }
+
+  /** Admits queued waiters while the limit allows (called on 'drain'). */
+  private flush(): void {
+    while (this.waiterHead < this.waiters.length) {
+      const waiter = this.waiters[this.waiterHead]!;
+      if (!waiter.done) {
+        if (!this.canAdmit(waiter.bytes)) break;
+        waiter.done = true;
+        waiter.write(this);
+      }
+      this.waiters[this.waiterHead++] = undefined as unknown as Waiter;
+    }
+    if (this.waiterHead === this.waiters.length) {
+      this.waiters.length = 0;
+      this.waiterHead = 0;
+    }
+    this.maybeGoaway();
+  }
+
+  /** Removes and returns every movable waiter not admitted yet (to send it on another connection to the peer). */
+  takeWaiters(): Waiter[] {
+    const rest = this.waiters.slice(this.waiterHead).filter((w) => !w.done);
+    this.waiters.length = 0;
+    this.waiterHead = 0;
+    for (const waiter of rest) if (!waiter.movable) this.waiters.push(waiter);
+    return rest.filter((w) => w.movable);
+  }
+
+  /** Writes a message frame. Returns a promise only when the caller's buffer is still in use. */
+  writeMessage(data: Uint8Array): Promise<void> | undefined {
+    const peerMax = this.remote!.maxMessageBytes;
+    if (data.byteLength > peerMax) throw new MessageTooLargeError(data.byteLength, peerMax, 'peer');
+    this.host.hot.messagesOut++;
+    this.host.hot.bytesOut += FRAME_HEADER_LENGTH + data.byteLength;
+    if (data.byteLength <= COPY_LIMIT_BYTES) {
+      this.writeRaw(encodeMessage(data));
+      return undefined;
+    }
+    this.writeRaw(encodeFrameHeader(FRAME_MESSAGE, data.byteLength));
+    return new Promise<void>((resolve, reject) => {
+      this.writeRaw(data, (error) => {
+        if (error) reject(new ConnectionError('CONNECTION_CLOSED', 'tcp: the connection closed before the message was sent', { cause: error }));
+        else resolve();
+      });
+    });
+  }
+
+  /** Writes STREAM_OPEN and returns the new stream's id (call at admission, to keep order). */
+  openStream(): number {
+    const id = this.nextStreamId++;
+    if (id > 0xffff_ffff) throw new ConnectionError('CONNECTION_CLOSED', 'tcp: stream ids exhausted on this connection');
+    this.outStreams.set(id, { id, credit: this.remote!.streamWindow, stop: undefined, wake: undefined });
+    this.host.hot.bytesOut += FRAME_HEADER_LENGTH + 4;
+    this.writeRaw(encodeStreamFrame(FRAME_STREAM_OPEN, id));
+    return id;
+  }
+
+  private admit(bytes: number, write: () => void, stream: OutStream): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        bytes,
+        movable: false,
+        done: false,
+        write: () => {
+          stream.wake = undefined;
+          write();
+          resolve();
+        },
+        fail: (error) => {
+          stream.wake = undefined;
+          waiter.done = true;
+          reject(error);
+        },
+      };
+      this.enqueue(waiter);
+      if (!waiter.done) stream.wake = () => stream.stop && !waiter.done && waiter.fail(stream.stop);
+    });
+  }
+
+  private waitCredit(stream: OutStream): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      stream.wake = () => {
+        if (stream.stop) reject(stream.stop);
+        else if (stream.credit > 0) resolve();
+        else return;
+        stream.wake = undefined;
+      };
+    });
+  }
+
+  /** Sends `source` as stream `id` (opened with {@link openStream}), with credit and admission. */
+  async sendStream(id: number, source: ByteSource, signal: AbortSignal | undefined): Promise<void> {
+    const stream = this.outStreams.get(id)!;
+    const onAbort = (): void => {
+      stream.stop ??= new AbortError('tcp: the stream was aborted', { cause: signal?.reason });
+      stream.wake?.();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      if (signal?.aborted) onAbort();
+      for await (const chunk of source) {
+        if (stream.stop) throw stream.stop;
+        if (!(chunk instanceof Uint8Array)) throw new InvalidArgumentError('tcp.sendStream: the source must yield Uint8Array chunks');
+        let offset = 0;
+        while (offset < chunk.byteLength) {
+          if (stream.credit <= 0 || stream.stop) await this.waitCredit(stream);
+          if (stream.stop) throw stream.stop;
+          const n = Math.min(chunk.byteLength - offset, stream.credit, STREAM_PIECE_BYTES, MAX_CHUNK_BYTES);
+          const piece = chunk.subarray(offset, offset + n);
+          stream.credit -= n;
+          offset += n;
+          await this.admit(
+            CHUNK_HEADER_LENGTH + n,
+            () => {
+              this.host.hot.streamBytesOut += n;
+              this.host.hot.bytesOut += CHUNK_HEADER_LENGTH + n;
+              this.writeRaw(encodeChunkHeader(id, n));
+              this.writeRaw(piece);
+            },
+            stream,
+          );
+        }
+      }
+      if (stream.stop) throw stream.stop;
+      await this.admit(FRAME_HEADER_LENGTH + 4, () => this.writeRaw(encodeStreamFrame(FRAME_STREAM_END, id)), stream);
+    } catch (error) {
+      if (this.state === 'open' && !this.sentGoaway) {
+        const code = error instanceof StreamError ? RESET_CANCELLED : this.draining ? RESET_CLOSING : RESET_SOURCE_ERROR;
+        this.writeRaw(encodeStreamCode(FRAME_STREAM_RESET, id, code));
+      }
+      throw error;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      this.outStreams.delete(id);
+      this.maybeGoaway();
+    }
+  }
+
+  // ------------------------------------------------------------------ closing
+
+  /** Graceful close: finish admitted writes and outgoing streams, then GOAWAY; FIN once both sides said GOAWAY. */
+  drain(): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'handshake') {
+      this.destroy(new ConnectionError('CONNECTION_CLOSED', 'tcp: closed during the introduction'));
+      return;
+    }
+    if (this.draining) return;
+    this.draining = true;
+    this.clearTimer();
+    this.timer = this.host.clock.setTimeout(() => {
+      this.host.count('close-timeouts');
+      this.destroy(new ConnectionError('CONNECTION_CLOSED', `tcp: graceful close did not finish within ${this.host.settings.closeTimeoutMs} ms`));
+    }, this.host.settings.closeTimeoutMs);
+    this.maybeGoaway();
+  }
+
+  private maybeGoaway(): void {
+    if (!this.draining || this.sentGoaway || this.state !== 'open' || this.outStreams.size > 0) return;
+    if (this.waiterHead < this.waiters.length) return;
+    this.sentGoaway = true;
+    this.writeRaw(encodeGoaway());
+    this.maybeFinish();
+  }
+
+  private maybeFinish(): void {
+    if (this.sentGoaway && this.receivedGoaway && this.state === 'open') {
+      this.socket.end();
+    }
+  }
+
+  /** Closes at once (error or timeout); everything pending fails or moves elsewhere. */
+  destroy(reason?: Error): void {
+    if (this.state === 'closed') return;
+    this.closeReason ??= reason;
+    this.socket.destroy();
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) this.host.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private onClose(): void {
+    if (this.state === 'closed') return;
+    const wasOpen = this.state === 'open';
+    const graceful = this.sentGoaway && this.receivedGoaway;
+    this.state = 'closed';
+    this.clearTimer();
+    const reason = graceful ? undefined : (this.closeReason ?? new ConnectionError(wasOpen ? 'CONNECTION_CLOSED' : 'CONNECT_FAILED', 'tcp: the peer closed the connection'));
+    this.settleReady(reason ?? new ConnectionError('CONNECTION_CLOSED', 'tcp: closed'));
+    const stop = new ConnectionError('CONNECTION_CLOSED', 'tcp: the connection closed', { cause: reason });
+    for (const stream of this.outStreams.values()) {
+      stream.stop ??= stop;
+      stream.wake?.();
+    }
+    for (const stream of this.inStreams.values()) stream?.fail(stop);
+    this.inStreams.clear();
+    const unsent = this.takeWaiters();
+    this.host.closed(this, reason, unsent);
+    this.closedResolve();
+  }
+}
+
+/** `::ffff:1.2.3.4` (an IPv4 peer on a dual-stack socket) as `1.2.3.4`. */
+function normalizeHost(host: string): string {
+  return host.startsWith('::ffff:') && host.includes('.') ? host.slice(7) : host;
+}

@@ -1,0 +1,52 @@
+/**
+ * Errors of the TCP layer. Each has a stable `code`; wire problems are core's
+ * `WireError` (a peer that sends one is disconnected with it as the reason).
+ */
+import { DecComError } from '@deccom/core';
+
+/** A message longer than the local or the peer's maximum (`MESSAGE_TOO_LARGE`). */
+export class MessageTooLargeError extends DecComError {
+  readonly size: number;
+  readonly limit: number;
+  constructor(size: number, limit: number, whose: 'local' | 'peer') {
+    super('MESSAGE_TOO_LARGE', `tcp: a message of ${size} bytes exceeds the ${whose} maximum of ${limit} bytes`);
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+export type ConnectionErrorCode =
+  /** Could not connect (refused, unreachable, timed out) or introduce ourselves. */
+  | 'CONNECT_FAILED'
+  /** The connection closed (or failed) while an operation needed it. */
+  | 'CONNECTION_CLOSED'
+  /** `maxConnections` reached. */
+  | 'CONNECTION_LIMIT'
+  /** The peer answering at the address introduced itself as another node. */
+  | 'IDENTITY_MISMATCH'
+  /** The peer record has no TCP port. */
+  | 'NO_TCP_PORT';
+
+/** A connection could not be made or was lost. */
+export class ConnectionError extends DecComError {
+  declare readonly code: ConnectionErrorCode;
+  constructor(code: ConnectionErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
+
+export type StreamErrorCode =
+  /** The receiving application stopped reading the stream. */
+  | 'STREAM_CANCELLED'
+  /** The receiver refused the stream (no stream handler, or too many open streams). */
+  | 'STREAM_REFUSED'
+  /** The sender gave up on the stream (its source failed, or it is closing). */
+  | 'STREAM_RESET';
+
+/** A stream ended without reaching its end. */
+export class StreamError extends DecComError {
+  declare readonly code: StreamErrorCode;
+  constructor(code: StreamErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}

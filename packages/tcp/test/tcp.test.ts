@@ -1,0 +1,65 @@
+import { createHash } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { bytesEqual, type NodeId } from '@deccom/core';
+import { MessageTooLargeError } from '../src/index.js';
+import { Book, HOSTS, makeNode, pattern, startIn, waitFor, type TestNode } from './helpers.js';
+
+const nodes: TestNode[] = [];
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.stop()));
+});
+
+async function pair(host: string, options = {}) {
+  const book = new Book();
+  const a = makeNode(book, host, options);
+  const b = makeNode(book, host, options);
+  nodes.push(a, b);
+  await startIn(book, a);
+  await startIn(book, b);
+  return { book, a, b };
+}
+
+for (const host of HOSTS) {
+  describe(`tcp over ${host}`, () => {
+    it('announces its TCP port in the peer record', async () => {
+      const { a } = await pair(host);
+      expect(a.localTcpPort()).toBeGreaterThan(0);
+      expect(a.localPeer().tcpPort).toBe(a.localTcpPort());
+    });
+
+    it('delivers messages intact and in order, with the sender id and address', async () => {
+      const { a, b } = await pair(host);
+      const got: { data: Uint8Array; from: NodeId; host: string }[] = [];
+      b.handle('message', (data, from, address) => void got.push({ data: data.slice(), from, host: address.host }));
+      const payloads = [Uint8Array.of(1, 2, 3), new Uint8Array(0), pattern(70_000), pattern(3_000_000, 7)];
+      for (let i = 0; i < 200; i++) payloads.push(Uint8Array.of(i));
+      await Promise.all(payloads.map((p) => a.sendMessage(b.id, p)));
+      expect(await waitFor(() => got.length === payloads.length)).toBe(true);
+      payloads.forEach((p, i) => expect(bytesEqual(got[i]!.data, p)).toBe(true));
+      expect(got.every((g) => g.from.equals(a.id) && g.host === host)).toBe(true);
+    });
+
+    it('streams bytes intact', async () => {
+      const { a, b } = await pair(host);
+      const hashes: string[] = [];
+      b.handle('stream', (source) => {
+        void (async () => {
+          const hash = createHash('sha256');
+          for await (const chunk of source) hash.update(chunk);
+          hashes.push(hash.digest('hex'));
+        })();
+      });
+      const chunks = [pattern(10), pattern(1_000_000, 2), pattern(5_000_000, 3), pattern(1, 4)];
+      const expected = createHash('sha256');
+      for (const c of chunks) expected.update(c);
+      await a.sendStream(b.id, chunks);
+      expect(await waitFor(() => hashes.length === 1)).toBe(true);
+      expect(hashes[0]).toBe(expected.digest('hex'));
+    });
+
+    it('rejects a message over the maximum before sending', async () => {
+      const { a, b } = await pair(host, { maxMessageBytes: 1000 });
+      await expect(a.sendMessage(b.id, new Uint8Array(1001))).rejects.toBeInstanceOf(MessageTooLargeError);
+    });
+  });
+}
