@@ -119,6 +119,8 @@ export interface KademliaOptions {
   announceTtlSeconds?: number;
   /** Reject unsigned records of Ed25519 identities. Default false (invalid signatures are always rejected). */
   requireSignedRecords?: boolean;
+  /** When a bucket is full, ping its least-recently-seen contact only if it was silent this long. Default 60,000 ms. */
+  evictionPingAfterMs?: number;
   /** Add peers named in lookup responses to buckets that have room. Default true. */
   learnFromResponses?: boolean;
   /** After joining, refresh up to this many sparse buckets farther than the closest neighbour (section 2.3). Default 6. */
@@ -179,6 +181,7 @@ export function kademlia(options: KademliaOptions = {}) {
   const bootstrap = [...(options.bootstrap ?? [])];
   const learnFromResponses = options.learnFromResponses ?? true;
   const joinRefreshes = options.joinRefreshes ?? 6;
+  const evictionPingAfterMs = options.evictionPingAfterMs ?? 60_000;
 
   return defineLayer({
     type: 'kademlia',
@@ -230,7 +233,9 @@ export function kademlia(options: KademliaOptions = {}) {
           ctx.emit('peer-connect', peer);
         } else if (result.kind === 'full') {
           // Ping the least-recently-seen contact; evict it only if it does not answer (section 2.2).
+          // A contact heard from recently is alive enough: the newcomer waits in the replacement cache.
           const oldest = result.oldest.peer;
+          if (ctx.clock.now() - result.oldest.lastSeen < evictionPingAfterMs) return;
           if (pingingOldest.has(oldest.id.hex)) return;
           pingingOldest.add(oldest.id.hex);
           counters.add('eviction-pings');

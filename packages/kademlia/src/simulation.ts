@@ -32,8 +32,8 @@ export interface Simulation {
   lookups: LookupStats[];
 }
 
-export async function buildNetwork(size: number, options: { link?: LinkOptions; kademlia?: KademliaOptions; joinBatch?: number; seed?: number } = {}): Promise<Simulation> {
-  const clock = new VirtualClock();
+export async function buildNetwork(size: number, options: { link?: LinkOptions; kademlia?: KademliaOptions; joinBatch?: number; seed?: number; clockResolutionMs?: number } = {}): Promise<Simulation> {
+  const clock = new VirtualClock(0, options.clockResolutionMs ?? 1);
   const network = new MemoryNetwork({ clock, random: seededRandom(options.seed ?? 1), defaultLink: options.link ?? { latencyMs: 50, jitterMs: 10 } });
   const lookups: LookupStats[] = [];
   const config: KademliaOptions = { ...options.kademlia, onLookup: (s) => void lookups.push(s) };

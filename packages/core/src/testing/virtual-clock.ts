@@ -20,7 +20,13 @@ export class VirtualClock implements Clock {
   private readonly heap: Timer[] = [];
   private live = 0;
 
-  constructor(startMs = 0) {
+  /**
+   * @param resolutionMs Promise continuations run between timers at least this far apart
+   *   in virtual time (0, the default, flushes between every two distinct instants). A
+   *   resolution of 1 ms makes large simulations several times faster; continuations then
+   *   run up to that much virtual time late.
+   */
+  constructor(startMs = 0, readonly resolutionMs = 0) {
     this.time = startMs;
   }
 
@@ -64,6 +70,7 @@ export class VirtualClock implements Clock {
 
   async advanceTo(target: number): Promise<void> {
     await flushMicrotasks();
+    let flushedAt = this.time;
     for (;;) {
       this.dropCancelled();
       const next = this.heap[0];
@@ -79,7 +86,10 @@ export class VirtualClock implements Clock {
         this.live--;
         callback();
       }
-      await flushMicrotasks();
+      if (this.time - flushedAt >= this.resolutionMs) {
+        await flushMicrotasks();
+        flushedAt = this.time;
+      }
     }
     this.time = Math.max(this.time, target);
     await flushMicrotasks();
