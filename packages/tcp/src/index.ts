@@ -42,7 +42,7 @@ import {
   type PeerRecord,
   type SendOptions,
 } from '@deccom/core';
-import { Connection, type ConnectionHost, type ConnectionSettings, type HotCounters, type Waiter } from './connection.js';
+import { COPY_LIMIT_BYTES, Connection, type ConnectionHost, type ConnectionSettings, type HotCounters, type Waiter } from './connection.js';
 import { ConnectionError, MessageTooLargeError } from './errors.js';
 import { encodeHello, FRAME_HEADER_LENGTH, MAX_U32, TCP_PROTOCOL } from './wire.js';
 
@@ -436,7 +436,8 @@ export function tcp(options: TcpOptions = {}) {
               ctx.counters.add('dial-failures');
               if (!running || stopping) return;
               const permanent =
-                error instanceof NotFoundError || (error instanceof ConnectionError && (error.code === 'NO_TCP_PORT' || error.code === 'CONNECTION_LIMIT'));
+                error instanceof NotFoundError ||
+                (error instanceof ConnectionError && (error.code === 'NO_TCP_PORT' || error.code === 'CONNECTION_LIMIT' || error.code === 'IDENTITY_MISMATCH'));
               if (!peer.keep && (permanent || attempt >= dialAttempts)) {
                 failQueue(
                   peer,
@@ -463,40 +464,71 @@ export function tcp(options: TcpOptions = {}) {
           });
       };
 
-      /** A waiter with a deadline (timeoutMs / sendTimeoutMs) and an abort signal. */
+      /**
+       * A waiter with a deadline (timeoutMs / sendTimeoutMs) and an abort signal. `write`
+       * may return a promise (a large message the socket still reads from the caller's
+       * buffer): the deadline then still runs, and if it passes, the connection is closed,
+       * since half a frame cannot be taken back.
+       */
       const waiterFor = (
         bytes: number,
         sendOptions: SendOptions | undefined,
         what: string,
-        write: (connection: Connection) => void,
+        write: (connection: Connection) => Promise<void> | void,
+        resolve: () => void,
         reject: (error: unknown) => void,
       ): Waiter => {
         const signal = sendOptions?.signal;
         const timeoutMs = sendOptions?.timeoutMs ?? sendTimeoutMs;
-        const disarm = (): void => {
+        let writing: Connection | undefined;
+        let settled = false;
+        const settle = (error?: unknown): void => {
+          if (settled) return;
+          settled = true;
           ctx.clock.clearTimeout(timer);
           signal?.removeEventListener('abort', onAbort);
+          if (error === undefined) resolve();
+          else reject(error);
         };
         const waiter: Waiter = {
           bytes,
           movable: true,
           done: false,
           write: (connection) => {
-            disarm();
-            write(connection);
+            let written: Promise<void> | void;
+            try {
+              written = write(connection);
+            } catch (error) {
+              settle(error);
+              return;
+            }
+            if (!written) {
+              settle();
+              return;
+            }
+            writing = connection;
+            written.then(
+              () => settle(),
+              (error: unknown) => settle(error),
+            );
           },
           fail: (error) => {
             waiter.done = true;
-            disarm();
-            reject(error);
+            settle(error);
           },
         };
-        const onAbort = (): void => {
-          if (!waiter.done) waiter.fail(new AbortError(`tcp.${what}: aborted`, { cause: signal?.reason }));
+        const expire = (error: Error): void => {
+          if (settled) return;
+          if (!waiter.done) {
+            waiter.fail(error);
+            return;
+          }
+          ctx.counters.add('send-timeouts');
+          writing?.destroy(error);
+          settle(error);
         };
-        const timer = ctx.clock.setTimeout(() => {
-          if (!waiter.done) waiter.fail(new TimeoutError(`tcp.${what}: not sent within ${timeoutMs} ms`));
-        }, timeoutMs);
+        const onAbort = (): void => expire(new AbortError(`tcp.${what}: aborted`, { cause: signal?.reason }));
+        const timer = ctx.clock.setTimeout(() => expire(new TimeoutError(`tcp.${what}: not sent within ${timeoutMs} ms`)), timeoutMs);
         signal?.addEventListener('abort', onAbort, { once: true });
         return waiter;
       };
@@ -572,6 +604,7 @@ export function tcp(options: TcpOptions = {}) {
           host,
           port: boundPort,
           connections: connections.size,
+          outbound: [...connections].filter((c) => c.outbound && c.state === 'open').length,
           peers: [...peers.values()].filter((p) => usable(p.active)).length,
           pendingBytes: [...connections].reduce((sum, c) => sum + c.pendingBytes, 0),
         }),
@@ -596,10 +629,7 @@ export function tcp(options: TcpOptions = {}) {
               return;
             }
             await new Promise<void>((resolve, reject) => {
-              route(
-                peer,
-                waiterFor(0, sendOptions, 'openConnection', () => resolve(), reject),
-              );
+              route(peer, waiterFor(0, sendOptions, 'openConnection', () => undefined, resolve, reject));
             });
             peer.keep = true;
           },
@@ -624,24 +654,14 @@ export function tcp(options: TcpOptions = {}) {
             throwIfAborted(sendOptions?.signal);
             const peer = peerState(to);
             const active = peer.active;
-            // Fast path: connected, nothing queued, room to write.
-            if (usable(active) && peer.queue.length === 0 && active.canAdmitNow(FRAME_HEADER_LENGTH + data.byteLength)) {
-              await active.writeMessage(data);
+            // Fast path: a small message (copied, so done once written), connected, nothing
+            // queued, room to write. No timer, no promise of our own.
+            if (data.byteLength <= COPY_LIMIT_BYTES && usable(active) && peer.queue.length === 0 && active.canAdmitNow(FRAME_HEADER_LENGTH + data.byteLength)) {
+              active.writeMessage(data);
               return;
             }
             await new Promise<void>((resolve, reject) => {
-              route(
-                peer,
-                waiterFor(FRAME_HEADER_LENGTH + data.byteLength, sendOptions, 'sendMessage', (connection) => {
-                  try {
-                    const written = connection.writeMessage(data);
-                    if (written) written.then(resolve, reject);
-                    else resolve();
-                  } catch (error) {
-                    reject(error);
-                  }
-                }, reject),
-              );
+              route(peer, waiterFor(FRAME_HEADER_LENGTH + data.byteLength, sendOptions, 'sendMessage', (connection) => connection.writeMessage(data), resolve, reject));
             });
           },
           sendStream: async (to: NodeId, source: ByteSource, sendOptions?: SendOptions) => {
@@ -652,20 +672,15 @@ export function tcp(options: TcpOptions = {}) {
             }
             throwIfAborted(sendOptions?.signal);
             const peer = peerState(to);
-            const opened = await new Promise<{ connection: Connection; id: number }>((resolve, reject) => {
-              route(
-                peer,
-                waiterFor(FRAME_HEADER_LENGTH + 4, sendOptions, 'sendStream', (connection) => {
-                  try {
-                    resolve({ connection, id: connection.openStream() });
-                  } catch (error) {
-                    reject(error);
-                  }
-                }, reject),
-              );
+            let opened: { connection: Connection; id: number } | undefined;
+            await new Promise<void>((resolve, reject) => {
+              const open = (connection: Connection): void => {
+                opened = { connection, id: connection.openStream() };
+              };
+              route(peer, waiterFor(FRAME_HEADER_LENGTH + 4, sendOptions, 'sendStream', open, resolve, reject));
             });
             streamsOut++;
-            await opened.connection.sendStream(opened.id, source, sendOptions?.signal);
+            await opened!.connection.sendStream(opened!.id, source, sendOptions?.signal);
           },
           adoptTcpSocket: async (socket: Socket, adoptOptions?: AdoptOptions) => {
             requireRunning('adoptTcpSocket');

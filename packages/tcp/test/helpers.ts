@@ -74,3 +74,21 @@ export function pattern(length: number, seed = 1): Uint8Array {
   }
   return out;
 }
+
+/** The tcp layer's live status (connections, peers, pending bytes). */
+export interface TcpStatus {
+  connections: number;
+  outbound: number;
+  peers: number;
+  pendingBytes: number;
+  port: number;
+}
+
+export function tcpStatus(node: TestNode): TcpStatus {
+  return node.describe().layers.find((l) => l.type === 'tcp')!.status as unknown as TcpStatus;
+}
+
+/** The tcp layer's counters. */
+export function tcpCounters(node: TestNode): Record<string, number> {
+  return node.counters()['tcp'] ?? {};
+}

@@ -1,0 +1,349 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createPeerRecord, Identity, NotFoundError, TimeoutError, WireError, type NodeId } from '@deccom/core';
+import { ConnectionError, encodeHello, FRAME_MESSAGE } from '../src/index.js';
+import { Book, HOSTS, makeNode, pattern, sleep, startIn, tcpCounters, tcpStatus, waitFor, type TestNode } from './helpers.js';
+
+const nodes: TestNode[] = [];
+const sockets: Socket[] = [];
+const servers: Server[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  await Promise.all(servers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  await Promise.all(nodes.splice(0).map((n) => n.stop()));
+});
+
+function track(node: TestNode): TestNode {
+  nodes.push(node);
+  return node;
+}
+
+function rawConnect(host: string, port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port }, () => resolve(socket));
+    socket.on('error', reject);
+    sockets.push(socket);
+  });
+}
+
+const closed = (socket: Socket): Promise<void> => new Promise((resolve) => (socket.destroyed ? resolve() : socket.once('close', () => resolve())));
+
+function rawHello(host: string, name = 'raw', maxMessageBytes = 1 << 20): Uint8Array {
+  return encodeHello({ streamWindow: 1 << 20, maxMessageBytes, peer: createPeerRecord(Identity.fromString(name).public, { host, port: 1 }) });
+}
+
+for (const host of HOSTS) {
+  describe(`connections over ${host}`, () => {
+    it('simultaneous dials end with exactly one connection and lose no message', async () => {
+      for (let round = 0; round < 8; round++) {
+        const book = new Book();
+        const a = track(makeNode(book, host));
+        const b = track(makeNode(book, host));
+        await startIn(book, a);
+        await startIn(book, b);
+        const atA: number[] = [];
+        const atB: number[] = [];
+        a.handle('message', (data) => void atA.push(new DataView(data.buffer, data.byteOffset).getUint32(0)));
+        b.handle('message', (data) => void atB.push(new DataView(data.buffer, data.byteOffset).getUint32(0)));
+        const frame = (i: number): Uint8Array => {
+          const out = new Uint8Array(1000);
+          new DataView(out.buffer).setUint32(0, i);
+          return out;
+        };
+        // Both dial at the same moment, and keep sending through the switch.
+        const sends: Promise<void>[] = [];
+        for (let i = 0; i < 300; i++) {
+          sends.push(a.sendMessage(b.id, frame(i)), b.sendMessage(a.id, frame(i)));
+          if (i % 50 === 0) await sleep(1);
+        }
+        await Promise.all(sends);
+        expect(await waitFor(() => atA.length === 300 && atB.length === 300)).toBe(true);
+        expect(new Set(atA).size).toBe(300);
+        expect(new Set(atB).size).toBe(300);
+        expect(await waitFor(() => tcpStatus(a).connections === 1 && tcpStatus(b).connections === 1)).toBe(true);
+        // Still exactly one after a while, and it works both ways.
+        await sleep(50);
+        expect(tcpStatus(a).connections).toBe(1);
+        expect(tcpStatus(b).connections).toBe(1);
+        await a.sendMessage(b.id, frame(1000));
+        await b.sendMessage(a.id, frame(1000));
+        expect(await waitFor(() => atA.length === 301 && atB.length === 301)).toBe(true);
+        await Promise.all([a.stop(), b.stop()]);
+      }
+    });
+
+    it('the lower node id keeps its own dial when both open at once', async () => {
+      let duplicates = 0;
+      for (let round = 0; round < 5; round++) {
+        const book = new Book();
+        const a = track(makeNode(book, host));
+        const b = track(makeNode(book, host));
+        await startIn(book, a);
+        await startIn(book, b);
+        await Promise.all([a.openConnection(b.id), b.openConnection(a.id)]);
+        expect(await waitFor(() => tcpStatus(a).connections === 1 && tcpStatus(b).connections === 1)).toBe(true);
+        duplicates += (tcpCounters(a)['duplicate-connections'] ?? 0) + (tcpCounters(b)['duplicate-connections'] ?? 0);
+        // The surviving connection was dialed by the lower id: it shows as outbound there.
+        const lower = a.id.hex < b.id.hex ? a : b;
+        const higher = lower === a ? b : a;
+        expect(tcpStatus(lower).outbound).toBe(1);
+        expect(tcpStatus(higher).outbound).toBe(0);
+        await Promise.all([a.stop(), b.stop()]);
+      }
+      // At least one round really raced (both sides saw two connections).
+      expect(duplicates).toBeGreaterThan(0);
+    });
+
+    it('stop delivers every message already accepted', async () => {
+      const book = new Book();
+      const a = track(makeNode(book, host));
+      const b = track(makeNode(book, host));
+      await startIn(book, a);
+      await startIn(book, b);
+      const received = new Set<number>();
+      b.handle('message', (data) => void received.add(new DataView(data.buffer, data.byteOffset).getUint32(0)));
+      await a.openConnection(b.id);
+      const accepted = new Set<number>();
+      const sends: Promise<void>[] = [];
+      for (let i = 0; i < 2000; i++) {
+        const data = new Uint8Array(10_000);
+        new DataView(data.buffer).setUint32(0, i);
+        sends.push(a.sendMessage(b.id, data).then(() => void accepted.add(i)));
+      }
+      await a.stop();
+      await Promise.allSettled(sends);
+      expect(accepted.size).toBeGreaterThan(0);
+      expect(await waitFor(() => received.size >= accepted.size)).toBe(true);
+      for (const i of accepted) expect(received.has(i)).toBe(true);
+    });
+
+    it('closeConnection flushes, then both sides see connection-close without an error', async () => {
+      const book = new Book();
+      const a = track(makeNode(book, host));
+      const b = track(makeNode(book, host));
+      await startIn(book, a);
+      await startIn(book, b);
+      const events: string[] = [];
+      a.on('connection-open', (id) => void events.push(`a open ${id.equals(b.id)}`));
+      b.on('connection-open', (id) => void events.push(`b open ${id.equals(a.id)}`));
+      a.on('connection-close', (id, reason) => void events.push(`a close ${id.equals(b.id)} ${reason === undefined}`));
+      b.on('connection-close', (id, reason) => void events.push(`b close ${id.equals(a.id)} ${reason === undefined}`));
+      let count = 0;
+      b.handle('message', () => void count++);
+      for (let i = 0; i < 100; i++) void a.sendMessage(b.id, pattern(50_000, i));
+      await a.openConnection(b.id);
+      await a.closeConnection(b.id);
+      expect(count).toBe(100);
+      expect(await waitFor(() => events.length === 4)).toBe(true);
+      expect(events.sort()).toEqual(['a close true true', 'a open true', 'b close true true', 'b open true']);
+      expect(tcpStatus(a).connections).toBe(0);
+      // A later send opens a new connection.
+      await a.sendMessage(b.id, Uint8Array.of(1));
+      expect(await waitFor(() => count === 101)).toBe(true);
+    });
+
+    it('a peer sending garbage is disconnected with a typed error and counted; others are unaffected', async () => {
+      const book = new Book();
+      const a = track(makeNode(book, host));
+      const b = track(makeNode(book, host));
+      await startIn(book, a);
+      await startIn(book, b);
+      let count = 0;
+      b.handle('message', () => void count++);
+      await a.sendMessage(b.id, Uint8Array.of(1));
+      const garbage = [
+        pattern(4096, 99),
+        Uint8Array.of(0x47, 0x45, 0x54, 0x20, 0x2f, 0x20, 0x48, 0x54, 0x54, 0x50), // "GET / HTTP"
+        Uint8Array.of(0x02, 0, 0, 0, 1, 0), // a MESSAGE before any HELLO
+        Uint8Array.of(0x01, 0xff, 0xff, 0xff, 0xff), // a HELLO claiming 4 GiB
+      ];
+      for (const bytes of garbage) {
+        const raw = await rawConnect(host, b.localTcpPort()!);
+        raw.on('error', () => undefined);
+        raw.write(bytes);
+        await closed(raw);
+        await a.sendMessage(b.id, Uint8Array.of(2));
+      }
+      expect(await waitFor(() => (tcpCounters(b)['protocol-errors'] ?? 0) === garbage.length)).toBe(true);
+      expect(tcpCounters(b)['dropped']).toBeGreaterThanOrEqual(garbage.length);
+      expect(await waitFor(() => count === 1 + garbage.length)).toBe(true);
+      expect(tcpStatus(b).connections).toBe(1);
+    });
+
+    it('a peer announcing an oversized message is disconnected with WIRE_OVERSIZED', async () => {
+      const book = new Book();
+      const b = track(makeNode(book, host, { maxMessageBytes: 4096 }));
+      await startIn(book, b);
+      const reasons: (Error | undefined)[] = [];
+      b.on('connection-close', (_id, reason) => void reasons.push(reason));
+      let count = 0;
+      b.handle('message', () => void count++);
+      const raw = await rawConnect(host, b.localTcpPort()!);
+      raw.on('error', () => undefined);
+      raw.write(rawHello(host));
+      const ok = new Uint8Array(5 + 10);
+      ok[0] = FRAME_MESSAGE;
+      new DataView(ok.buffer).setUint32(1, 10);
+      raw.write(ok);
+      const oversized = Uint8Array.of(FRAME_MESSAGE, 0, 0, 0x10, 0x01); // 4097 bytes announced
+      raw.write(oversized);
+      await closed(raw);
+      expect(count).toBe(1);
+      expect(await waitFor(() => reasons.length === 1)).toBe(true);
+      expect(reasons[0]).toBeInstanceOf(WireError);
+      expect((reasons[0] as WireError).code).toBe('WIRE_OVERSIZED');
+      expect(tcpCounters(b)['dropped.oversized']).toBe(1);
+    });
+
+    it('refuses connections beyond maxConnections, counted', async () => {
+      const book = new Book();
+      const b = track(makeNode(book, host, { maxConnections: 2 }));
+      await startIn(book, b);
+      const dialers = [0, 1, 2].map(() => track(makeNode(book, host, { dialAttempts: 1 })));
+      for (const d of dialers) await startIn(book, d);
+      await dialers[0]!.openConnection(b.id);
+      await dialers[1]!.openConnection(b.id);
+      const third = await dialers[2]!.openConnection(b.id).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(third).toBeInstanceOf(ConnectionError);
+      expect((third as ConnectionError).code).toBe('CONNECT_FAILED');
+      expect(tcpCounters(b)['refused.connection-limit']).toBeGreaterThanOrEqual(1);
+      expect(tcpStatus(b).connections).toBe(2);
+    });
+
+    it('a connection that never introduces itself is closed after connectTimeoutMs', async () => {
+      const book = new Book();
+      const b = track(makeNode(book, host, { connectTimeoutMs: 200 }));
+      await startIn(book, b);
+      const raw = await rawConnect(host, b.localTcpPort()!);
+      raw.on('error', () => undefined);
+      await closed(raw);
+      expect(tcpCounters(b)['handshake-timeouts']).toBe(1);
+      expect(await waitFor(() => tcpStatus(b).connections === 0)).toBe(true);
+    });
+
+    it('refuses a peer that introduces itself as another node', async () => {
+      const book = new Book();
+      const a = track(makeNode(book, host));
+      const b = track(makeNode(book, host));
+      await startIn(book, a);
+      await startIn(book, b);
+      const ghost = Identity.generate();
+      book.records.set(ghost.id.hex, createPeerRecord(ghost.public, b.localPeer().address, b.localTcpPort()));
+      const error = await a.sendMessage(ghost.id, Uint8Array.of(1)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(ConnectionError);
+      expect((error as ConnectionError).code).toBe('IDENTITY_MISMATCH');
+      expect(tcpCounters(a)['identity-mismatches']).toBe(1);
+    });
+
+    it('fails fast for unknown peers and peers without a TCP port', async () => {
+      const book = new Book();
+      const a = track(makeNode(book, host));
+      await startIn(book, a);
+      const stranger = Identity.generate();
+      await expect(a.sendMessage(stranger.id, Uint8Array.of(1))).rejects.toBeInstanceOf(NotFoundError);
+      book.records.set(stranger.id.hex, createPeerRecord(stranger.public, { host, port: 9 }));
+      await expect(a.sendMessage(stranger.id, Uint8Array.of(1))).rejects.toMatchObject({ code: 'NO_TCP_PORT' });
+    });
+
+    it('reconnects with backoff when a kept connection is lost, once the peer returns', async () => {
+      const book = new Book();
+      const a = track(makeNode(book, host, { reconnectDelayMs: 20, maxReconnectDelayMs: 200 }));
+      const identity = Identity.generate();
+      const b1 = track(makeNode(book, host, {}, identity));
+      await startIn(book, a);
+      await startIn(book, b1);
+      const port = b1.localTcpPort()!;
+      const opened: NodeId[] = [];
+      const lost: (Error | undefined)[] = [];
+      a.on('connection-open', (id) => void opened.push(id));
+      a.on('connection-close', (_id, reason) => void lost.push(reason));
+      await a.openConnection(b1.id);
+      await b1.stop();
+      expect(await waitFor(() => lost.length === 1)).toBe(true);
+      await sleep(300); // a few refused attempts with backoff
+      expect(tcpCounters(a)['dial-failures'] ?? 0).toBeGreaterThanOrEqual(1);
+      const b2 = track(makeNode(book, host, { port }, identity));
+      let got = 0;
+      b2.handle('message', () => void got++);
+      await startIn(book, b2);
+      expect(await waitFor(() => opened.length === 2)).toBe(true);
+      await a.sendMessage(b2.id, Uint8Array.of(1));
+      expect(await waitFor(() => got === 1)).toBe(true);
+    });
+
+    it('alwaysConnect connects to every peer discovery reports', async () => {
+      const book = new Book();
+      const a = track(makeNode(book, host, { alwaysConnect: true }));
+      const b = track(makeNode(book, host));
+      const c = track(makeNode(book, host));
+      await startIn(book, a);
+      await startIn(book, b);
+      await startIn(book, c);
+      const opened = new Set<string>();
+      a.on('connection-open', (id) => void opened.add(id.hex));
+      a.addPeer(b.localPeer());
+      a.addPeer(c.localPeer());
+      expect(await waitFor(() => opened.size === 2)).toBe(true);
+      expect(opened.has(b.id.hex) && opened.has(c.id.hex)).toBe(true);
+    });
+
+    it('waits, then times out, when the peer does not read (pending-bytes limit)', async () => {
+      const book = new Book();
+      const a = track(makeNode(book, host, { maxPendingBytesPerPeer: 1 << 20 }));
+      await startIn(book, a);
+      // A peer that introduces itself and then never reads.
+      const stuck = Identity.fromString('stuck');
+      const server = createServer((socket) => {
+        sockets.push(socket);
+        socket.on('error', () => undefined);
+        socket.write(encodeHello({ streamWindow: 1 << 20, maxMessageBytes: 1 << 30, peer: createPeerRecord(stuck.public, { host, port: 1 }) }));
+        socket.pause();
+      });
+      servers.push(server);
+      await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
+      const port = (server.address() as { port: number }).port;
+      book.records.set(stuck.id.hex, createPeerRecord(stuck.public, { host, port: 1 }, port));
+      const message = new Uint8Array(64 * 1024);
+      let accepted = 0;
+      let failure: unknown;
+      for (let i = 0; i < 2000 && failure === undefined; i++) {
+        await a.sendMessage(stuck.id, message, { timeoutMs: 300 }).then(
+          () => void accepted++,
+          (error: unknown) => void (failure = error),
+        );
+        expect(tcpStatus(a).pendingBytes).toBeLessThanOrEqual((1 << 20) + message.byteLength + 5);
+      }
+      expect(failure).toBeInstanceOf(TimeoutError);
+      // The kernel buffers take some; the layer holds at most the limit.
+      expect(accepted).toBeLessThan(2000);
+    });
+
+    it('a large message the peer never reads times out and closes the connection', async () => {
+      const book = new Book();
+      const a = track(makeNode(book, host));
+      await startIn(book, a);
+      const stuck = Identity.fromString('stuck-large');
+      const server = createServer((socket) => {
+        sockets.push(socket);
+        socket.on('error', () => undefined);
+        socket.write(encodeHello({ streamWindow: 1 << 20, maxMessageBytes: 1 << 30, peer: createPeerRecord(stuck.public, { host, port: 1 }) }));
+        socket.pause();
+      });
+      servers.push(server);
+      await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
+      book.records.set(stuck.id.hex, createPeerRecord(stuck.public, { host, port: 1 }, (server.address() as { port: number }).port));
+      const lost: (Error | undefined)[] = [];
+      a.on('connection-close', (_id, reason) => void lost.push(reason));
+      const big = new Uint8Array(15 * 1024 * 1024);
+      await expect(a.sendMessage(stuck.id, big, { timeoutMs: 500 })).rejects.toBeInstanceOf(TimeoutError);
+      expect(await waitFor(() => lost.length === 1)).toBe(true);
+      expect(tcpCounters(a)['send-timeouts']).toBe(1);
+    });
+  });
+}
