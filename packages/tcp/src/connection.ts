@@ -28,6 +28,7 @@ import {
   FRAME_HELLO,
   FRAME_MESSAGE,
   FRAME_STREAM_CANCEL,
+  FRAME_STREAM_DONE,
   FRAME_STREAM_END,
   FRAME_STREAM_OPEN,
   FRAME_STREAM_RESET,
@@ -101,6 +102,10 @@ export interface Waiter {
 interface OutStream {
   readonly id: number;
   credit: number;
+  /** END was written: no RESET may follow. */
+  endWritten: boolean;
+  /** The receiver confirmed it got the END (STREAM_DONE). */
+  acknowledged: boolean;
   /** Why the stream must stop (cancelled by the receiver, connection closed). */
   stop: Error | undefined;
   wake: (() => void) | undefined;
@@ -241,7 +246,7 @@ export class Connection implements IncomingStreamHost {
       return;
     }
     // After GOAWAY the peer only sends flow control for our streams.
-    if (this.receivedGoaway && type !== FRAME_WINDOW && type !== FRAME_STREAM_CANCEL) this.violation('frame after GOAWAY');
+    if (this.receivedGoaway && type !== FRAME_WINDOW && type !== FRAME_STREAM_CANCEL && type !== FRAME_STREAM_DONE) this.violation('frame after GOAWAY');
     switch (type) {
       case FRAME_MESSAGE:
         this.host.hot.messagesIn++;
@@ -253,8 +258,19 @@ export class Connection implements IncomingStreamHost {
       case FRAME_STREAM_END: {
         const id = decodeStreamId(body);
         const stream = this.incoming(id);
-        stream?.end();
         this.inStreams.delete(id);
+        if (stream) {
+          stream.end();
+          this.writeRaw(encodeStreamFrame(FRAME_STREAM_DONE, id));
+        }
+        return;
+      }
+      case FRAME_STREAM_DONE: {
+        const out = this.outStreams.get(decodeStreamId(body));
+        if (out && out.endWritten) {
+          out.acknowledged = true;
+          out.wake?.();
+        }
         return;
       }
       case FRAME_STREAM_RESET: {
@@ -437,7 +453,7 @@ export class Connection implements IncomingStreamHost {
   openStream(): number {
     const id = this.nextStreamId++;
     if (id > 0xffff_ffff) throw new ConnectionError('CONNECTION_CLOSED', 'tcp: stream ids exhausted on this connection');
-    this.outStreams.set(id, { id, credit: this.remote!.streamWindow, stop: undefined, wake: undefined });
+    this.outStreams.set(id, { id, credit: this.remote!.streamWindow, endWritten: false, acknowledged: false, stop: undefined, wake: undefined });
     this.host.hot.bytesOut += FRAME_HEADER_LENGTH + 4;
     this.writeRaw(encodeStreamFrame(FRAME_STREAM_OPEN, id));
     return id;
@@ -473,6 +489,19 @@ export class Connection implements IncomingStreamHost {
         else return;
         stream.wake = undefined;
       };
+      stream.wake();
+    });
+  }
+
+  private waitDone(stream: OutStream): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      stream.wake = () => {
+        if (stream.stop) reject(stream.stop);
+        else if (stream.acknowledged) resolve();
+        else return;
+        stream.wake = undefined;
+      };
+      if (stream.stop) stream.wake();
     });
   }
 
@@ -510,9 +539,18 @@ export class Connection implements IncomingStreamHost {
         }
       }
       if (stream.stop) throw stream.stop;
-      await this.admit(FRAME_HEADER_LENGTH + 4, () => this.writeRaw(encodeStreamFrame(FRAME_STREAM_END, id)), stream);
+      await this.admit(
+        FRAME_HEADER_LENGTH + 4,
+        () => {
+          stream.endWritten = true;
+          this.writeRaw(encodeStreamFrame(FRAME_STREAM_END, id));
+        },
+        stream,
+      );
+      // Done when the receiver confirms: a stream it refused or cancelled rejects instead.
+      if (!stream.acknowledged) await this.waitDone(stream);
     } catch (error) {
-      if (this.state === 'open' && !this.sentGoaway) {
+      if (this.state === 'open' && !this.sentGoaway && !stream.endWritten) {
         const code = error instanceof StreamError ? RESET_CANCELLED : this.draining ? RESET_CLOSING : RESET_SOURCE_ERROR;
         this.writeRaw(encodeStreamCode(FRAME_STREAM_RESET, id, code));
       }

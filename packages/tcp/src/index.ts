@@ -60,6 +60,7 @@ export {
   FRAME_STREAM_CANCEL,
   FRAME_WINDOW,
   FRAME_GOAWAY,
+  FRAME_STREAM_DONE,
   FrameDecoder,
   decodeHello,
   encodeHello,

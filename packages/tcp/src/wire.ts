@@ -18,11 +18,13 @@
  * | `0x06` | STREAM_RESET | stream id (u32), code (u8): the sender gives up on its stream |
  * | `0x07` | STREAM_CANCEL | stream id (u32), code (u8): the receiver refuses or stops reading |
  * | `0x08` | WINDOW | stream id (u32), credit increment (u32) |
- * | `0x09` | GOAWAY | empty: "I will send nothing more on this connection" |
+ * | `0x09` | GOAWAY | empty: "I will start nothing more on this connection" |
+ * | `0x0a` | STREAM_DONE | stream id (u32): the receiver got the whole stream |
  *
  * Stream ids belong to the side that opened the stream: OPEN / CHUNK / END / RESET name
- * the sender's streams, CANCEL / WINDOW the receiver's view of them, so the two
- * directions never collide. Each side announces in its HELLO how many unacknowledged
+ * the sender's streams, CANCEL / WINDOW / DONE the receiver's view of them, so the two
+ * directions never collide. After GOAWAY a side still sends flow control (WINDOW,
+ * CANCEL, DONE) for the other side's streams, nothing else. Each side announces in its HELLO how many unacknowledged
  * stream bytes it accepts per stream (its window); a sender never has more than that
  * in flight, and the receiver grants more as its consumer reads (credit-based flow
  * control, as in HTTP/2 RFC 9113 section 5.2, so one slow stream never blocks the
@@ -55,6 +57,7 @@ export const FRAME_STREAM_RESET = 0x06;
 export const FRAME_STREAM_CANCEL = 0x07;
 export const FRAME_WINDOW = 0x08;
 export const FRAME_GOAWAY = 0x09;
+export const FRAME_STREAM_DONE = 0x0a;
 
 /** Codes of STREAM_RESET (sender side). */
 export const RESET_SOURCE_ERROR = 1;
@@ -148,8 +151,8 @@ export function encodeChunkHeader(streamId: number, dataLength: number): Uint8Ar
   return new ByteWriter(CHUNK_HEADER_LENGTH).u8(FRAME_STREAM_CHUNK).u32(4 + dataLength).u32(streamId).finish();
 }
 
-/** OPEN, END: a stream id only. */
-export function encodeStreamFrame(type: typeof FRAME_STREAM_OPEN | typeof FRAME_STREAM_END, streamId: number): Uint8Array {
+/** OPEN, END, DONE: a stream id only. */
+export function encodeStreamFrame(type: typeof FRAME_STREAM_OPEN | typeof FRAME_STREAM_END | typeof FRAME_STREAM_DONE, streamId: number): Uint8Array {
   return new ByteWriter(FRAME_HEADER_LENGTH + 4).u8(type).u32(4).u32(streamId).finish();
 }
 
@@ -217,6 +220,7 @@ function bodyLimit(type: number, limits: DecoderLimits): { max: number; min: num
       return { min: 0, max: limits.maxMessageBytes };
     case FRAME_STREAM_OPEN:
     case FRAME_STREAM_END:
+    case FRAME_STREAM_DONE:
       return { min: 4, max: 4 };
     case FRAME_STREAM_CHUNK:
       return { min: 5, max: 4 + MAX_CHUNK_BYTES };

@@ -1,0 +1,213 @@
+import { createHash } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AbortError, bytesEqual } from '@deccom/core';
+import { ConnectionError, StreamError } from '../src/index.js';
+import { Book, HOSTS, makeNode, pattern, sleep, startIn, tcpCounters, waitFor, type TestNode } from './helpers.js';
+
+const nodes: TestNode[] = [];
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.stop()));
+});
+
+async function pair(host: string, options = {}, optionsB = options) {
+  const book = new Book();
+  const a = makeNode(book, host, options);
+  const b = makeNode(book, host, optionsB);
+  nodes.push(a, b);
+  await startIn(book, a);
+  await startIn(book, b);
+  return { a, b };
+}
+
+/** A source that counts how much it produced. */
+function counting(chunk: Uint8Array, count: number, produced: { bytes: number }): AsyncGenerator<Uint8Array> {
+  return (async function* () {
+    for (let i = 0; i < count; i++) {
+      produced.bytes += chunk.byteLength;
+      yield chunk;
+    }
+  })();
+}
+
+for (const host of HOSTS) {
+  describe(`streams over ${host}`, () => {
+    it('a slow receiver bounds what the sender produces (backpressure end to end)', async () => {
+      const window = 256 * 1024;
+      const { a, b } = await pair(host, {}, { streamWindowBytes: window });
+      let iterator: AsyncIterator<Uint8Array> | undefined;
+      b.handle('stream', (source) => void (iterator = source[Symbol.asyncIterator]()));
+      const chunk = pattern(64 * 1024, 5);
+      const produced = { bytes: 0 };
+      const total = 200; // 12.5 MiB
+      const sending = a.sendStream(b.id, counting(chunk, total, produced));
+      expect(await waitFor(() => iterator !== undefined)).toBe(true);
+      // Nobody reads: the sender stops after about one window.
+      await sleep(300);
+      const stalled = produced.bytes;
+      await sleep(300);
+      expect(produced.bytes).toBe(stalled);
+      expect(stalled).toBeLessThanOrEqual(window + 2 * chunk.byteLength);
+      // Read slowly: the sender follows, never more than a window ahead.
+      let received = 0;
+      let maxAhead = 0;
+      const hash = createHash('sha256');
+      for (;;) {
+        const next = await iterator!.next();
+        if (next.done) break;
+        hash.update(next.value);
+        received += next.value.byteLength;
+        maxAhead = Math.max(maxAhead, produced.bytes - received);
+        if (received % (1024 * 1024) < next.value.byteLength) await sleep(1);
+      }
+      await sending;
+      expect(received).toBe(total * chunk.byteLength);
+      expect(maxAhead).toBeLessThanOrEqual(window + 2 * chunk.byteLength);
+      const expected = createHash('sha256');
+      for (let i = 0; i < total; i++) expected.update(chunk);
+      expect(hash.digest('hex')).toBe(expected.digest('hex'));
+    });
+
+    it('a consumer that stops reading cancels the stream at the sender', async () => {
+      const { a, b } = await pair(host);
+      b.handle('stream', (source) => {
+        void (async () => {
+          let n = 0;
+          for await (const chunk of source) {
+            n += chunk.byteLength;
+            if (n > 100_000) break;
+          }
+        })();
+      });
+      const produced = { bytes: 0 };
+      const error = await a.sendStream(b.id, counting(pattern(16 * 1024), 100_000, produced)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(StreamError);
+      expect((error as StreamError).code).toBe('STREAM_CANCELLED');
+      expect(produced.bytes).toBeLessThan(100_000 * 16 * 1024);
+      // The connection still works.
+      let got = 0;
+      b.handle('message', () => void got++);
+      await a.sendMessage(b.id, Uint8Array.of(1));
+      expect(await waitFor(() => got === 1)).toBe(true);
+    });
+
+    it('a receiver without a stream handler refuses streams, counted', async () => {
+      const { a, b } = await pair(host);
+      const error = await a.sendStream(b.id, counting(pattern(1024), 10_000, { bytes: 0 })).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(StreamError);
+      expect((error as StreamError).code).toBe('STREAM_REFUSED');
+      expect(tcpCounters(b)['dropped.no-receiver']).toBe(1);
+    });
+
+    it('a failing source resets the stream: the sender rejects with its error, the receiver with STREAM_RESET', async () => {
+      const { a, b } = await pair(host);
+      const outcomes: unknown[] = [];
+      b.handle('stream', (source) => {
+        void (async () => {
+          try {
+            for await (const _chunk of source) void _chunk;
+            outcomes.push('ended');
+          } catch (error) {
+            outcomes.push(error);
+          }
+        })();
+      });
+      const boom = new Error('disk on fire');
+      const source = (async function* () {
+        yield pattern(1000);
+        await sleep(10);
+        throw boom;
+      })();
+      await expect(a.sendStream(b.id, source)).rejects.toBe(boom);
+      expect(await waitFor(() => outcomes.length === 1)).toBe(true);
+      expect(outcomes[0]).toBeInstanceOf(StreamError);
+      expect((outcomes[0] as StreamError).code).toBe('STREAM_RESET');
+    });
+
+    it('an aborted stream rejects with AbortError', async () => {
+      const { a, b } = await pair(host, {}, { streamWindowBytes: 64 * 1024 });
+      b.handle('stream', () => undefined); // never reads: the sender waits for credit
+      const controller = new AbortController();
+      const sending = a.sendStream(b.id, counting(pattern(16 * 1024), 1000, { bytes: 0 }), { signal: controller.signal });
+      await sleep(100);
+      controller.abort();
+      await expect(sending).rejects.toBeInstanceOf(AbortError);
+    });
+
+    it('refuses streams beyond maxIncomingStreams', async () => {
+      const { a, b } = await pair(host, { closeTimeoutMs: 200 }, { maxIncomingStreams: 2, closeTimeoutMs: 200 });
+      const held: AsyncIterable<Uint8Array>[] = [];
+      b.handle('stream', (source) => void held.push(source));
+      const never = () =>
+        (async function* () {
+          yield Uint8Array.of(1);
+          await new Promise(() => undefined);
+        })();
+      void a.sendStream(b.id, never()).catch(() => undefined);
+      void a.sendStream(b.id, never()).catch(() => undefined);
+      expect(await waitFor(() => held.length === 2)).toBe(true);
+      await expect(a.sendStream(b.id, [Uint8Array.of(1)])).rejects.toMatchObject({ code: 'STREAM_REFUSED' });
+      expect(tcpCounters(b)['streams-refused']).toBe(1);
+    });
+
+    it('multiplexes many streams and messages on one connection, all intact', async () => {
+      const { a, b } = await pair(host);
+      const streams = new Map<number, string>();
+      const messages: Uint8Array[] = [];
+      b.handle('message', (data) => void messages.push(data.slice()));
+      b.handle('stream', (source) => {
+        void (async () => {
+          const parts: Uint8Array[] = [];
+          for await (const chunk of source) parts.push(chunk.slice());
+          const all = Buffer.concat(parts);
+          streams.set(all[0]!, createHash('sha256').update(all).digest('hex'));
+        })();
+      });
+      const expected = new Map<number, string>();
+      const sends: Promise<void>[] = [];
+      for (let s = 0; s < 10; s++) {
+        const body = pattern(300_000 + s * 1000, s + 1);
+        body[0] = s;
+        expected.set(s, createHash('sha256').update(body).digest('hex'));
+        const pieces = [body.subarray(0, 1000), body.subarray(1000, 150_000), body.subarray(150_000)];
+        sends.push(a.sendStream(b.id, pieces));
+        sends.push(a.sendMessage(b.id, pattern(5000, 100 + s)));
+      }
+      await Promise.all(sends);
+      expect(await waitFor(() => streams.size === 10 && messages.length === 10)).toBe(true);
+      expect(streams).toEqual(expected);
+      messages.forEach((m, s) => expect(bytesEqual(m, pattern(5000, 100 + s))).toBe(true));
+      expect(tcpCounters(a)['streams-out']).toBe(10);
+      expect(tcpCounters(b)['streams-in']).toBe(10);
+    });
+
+    it('a stream cut by the peer stopping fails on both sides with typed errors', async () => {
+      const { a, b } = await pair(host, { closeTimeoutMs: 200 });
+      const outcomes: unknown[] = [];
+      b.handle('stream', (source) => {
+        void (async () => {
+          try {
+            for await (const _chunk of source) await sleep(5);
+            outcomes.push('ended');
+          } catch (error) {
+            outcomes.push(error);
+          }
+        })();
+      });
+      const sending = a.sendStream(b.id, counting(pattern(64 * 1024), 10_000, { bytes: 0 })).then(
+        () => 'sent',
+        (e: unknown) => e,
+      );
+      await sleep(100);
+      await b.stop();
+      expect(await sending).toBeInstanceOf(ConnectionError);
+      expect(await waitFor(() => outcomes.length === 1)).toBe(true);
+      expect(outcomes[0]).toBeInstanceOf(Error);
+    });
+  });
+}
