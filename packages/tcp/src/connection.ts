@@ -206,7 +206,7 @@ export class Connection implements IncomingStreamHost {
   // ------------------------------------------------------------------ receive path
 
   private onData(data: Buffer): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closed' || this.socket.destroyed) return;
     this.host.hot.bytesIn += data.byteLength;
     try {
       this.decoder.push(data);
@@ -229,7 +229,7 @@ export class Connection implements IncomingStreamHost {
   }
 
   private onFrame(type: number, body: Uint8Array): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closed' || this.socket.destroyed) return;
     if (this.state === 'handshake') {
       if (type !== FRAME_HELLO) this.violation(`expected HELLO, got frame type 0x${type.toString(16)}`);
       this.remote = decodeHello(body);
@@ -344,6 +344,7 @@ export class Connection implements IncomingStreamHost {
   }
 
   private onChunk(id: number, data: Uint8Array): void {
+    if (this.socket.destroyed) return;
     if (this.state !== 'open' || this.receivedGoaway) this.violation('stream data outside an open connection');
     const stream = this.incoming(id);
     this.host.hot.streamBytesIn += data.byteLength;
