@@ -123,7 +123,7 @@ export interface KademliaOptions {
   evictionPingAfterMs?: number;
   /** Add peers named in lookup responses to buckets that have room. Default true. */
   learnFromResponses?: boolean;
-  /** After joining, refresh up to this many sparse buckets farther than the closest neighbour (section 2.3). Default 6. */
+  /** After joining, refresh up to this many sparse buckets farther than the closest neighbour (section 2.3). Default 2. */
   joinRefreshes?: number;
   /** Called after every lookup (for statistics). */
   onLookup?: (stats: LookupStats) => void;
@@ -180,7 +180,7 @@ export function kademlia(options: KademliaOptions = {}) {
   const ttlSeconds = options.announceTtlSeconds ?? 600;
   const bootstrap = [...(options.bootstrap ?? [])];
   const learnFromResponses = options.learnFromResponses ?? true;
-  const joinRefreshes = options.joinRefreshes ?? 6;
+  const joinRefreshes = options.joinRefreshes ?? 2;
   const evictionPingAfterMs = options.evictionPingAfterMs ?? 60_000;
 
   return defineLayer({
