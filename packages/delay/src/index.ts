@@ -1,17 +1,26 @@
 /**
  * `@deccom/delay`: artificial latency and bandwidth, for testing applications under
- * realistic links. The delay of a message is `latency + size / bandwidth`, from a user
- * function of the two ends, with messages to one destination queued behind each other
- * so the bandwidth holds.
+ * realistic links. Something sent over a link arrives `latency + size / bandwidth`
+ * later, where latency and bandwidth come from a user function of the two ends, and
+ * everything sent to one destination shares that link (it is transmitted after whatever
+ * was sent there before), so the bandwidth holds however fast the sender is.
  *
- * - `delay()` delays datagrams (sends, or deliveries with `mode: 'receive'`).
- * - `streamDelay()` delays whole messages and streams of a message transport such as
- *   `@deccom/tcp` (the original's stream delay layer).
+ * - `delay()` delays datagrams: sends (default) or deliveries (`mode: 'receive'`, the
+ *   original's `on_receive`). It works over any datagram transport, UDP alone included.
+ * - `streamDelay()` delays the whole messages and streams of a message transport such as
+ *   `@deccom/tcp` (the original's stream delay layer), in either direction.
+ *
+ * Two factories, because a layer cannot provide `sendMessage` only when something below
+ * happens to: `delay()` over UDP must not claim to carry messages.
  *
  * @example
  * ```ts
+ * import { createNode } from '@deccom/core';
+ * import { udp } from '@deccom/udp';
+ * import { delay } from '@deccom/delay';
+ *
  * const node = createNode({
- *   layers: [udp(), delay({ profile: ({ other }) => ({ latencyMs: other.host === '10.0.0.2' ? 80 : 20, bandwidthBytesPerSecond: 1e6 }) })],
+ *   layers: [udp(), delay({ profile: ({ address }) => ({ latencyMs: address.host === '10.0.0.2' ? 80 : 20, bandwidthBytesPerSecond: 1e6 }) })],
  * });
  * ```
  *
@@ -23,67 +32,104 @@ import {
   InvalidArgumentError,
   type Address,
   type ByteSource,
+  type HookHandler,
   type NodeId,
   type PeerRecord,
   type ScopedClock,
+  type SendOptions,
 } from '@deccom/core';
 
-/** Link properties returned by a profile. */
+/** Link properties a profile returns. */
 export interface LinkProfile {
-  /** One-way latency in ms. */
+  /** One-way latency in ms (>= 0). */
   latencyMs: number;
-  /** Link rate; undefined or Infinity means no size-dependent delay. */
+  /** Link rate in bytes per second (> 0); undefined or Infinity: no size-dependent delay. */
   bandwidthBytesPerSecond?: number | undefined;
 }
 
-/** The two ends of a datagram. `peer` is known when a discovery layer lies below. */
-export interface DatagramEnds {
-  self: PeerRecord;
-  other: Address;
-  peer: PeerRecord | undefined;
+/** The two ends of a datagram link, as a `delay()` profile sees them. */
+export interface DatagramLinkEnds {
+  /** This node's peer record. */
+  readonly self: PeerRecord;
+  /** The other end's address (destination in send mode, source in receive mode). */
+  readonly address: Address;
+  /**
+   * The other end's peer record when it is known: from the `peerOf` option, or else
+   * from `getPeers()` of a discovery layer below. Computed only when read.
+   */
+  readonly peer: PeerRecord | undefined;
+}
+
+/** The two ends of a message link, as a `streamDelay()` profile sees them. */
+export interface MessageLinkEnds {
+  readonly self: PeerRecord;
+  /** The other node's id. */
+  readonly id: NodeId;
+  /** Its peer record, when a discovery layer below (`getPeer`) knows it. Computed only when read. */
+  readonly peer: PeerRecord | undefined;
 }
 
 export interface DelayOptions {
-  /** Fixed latency when no `profile` is given. Default 0. */
+  /** Latency when no `profile` is given, in ms. Default 0. */
   latencyMs?: number;
-  /** Fixed bandwidth when no `profile` is given. Default unlimited. */
+  /** Bandwidth when no `profile` is given, in bytes per second. Default unlimited. */
   bandwidthBytesPerSecond?: number;
-  /** Per-pair link properties; overrides `latencyMs` / `bandwidthBytesPerSecond`. */
-  profile?: (ends: DatagramEnds) => LinkProfile;
+  /** Per-link properties; replaces `latencyMs` / `bandwidthBytesPerSecond`. Called once per datagram. */
+  profile?: (ends: DatagramLinkEnds) => LinkProfile;
+  /**
+   * Maps an address to a peer for `profile`'s `peer`. Default: the peer with that address
+   * among `getPeers()` of a discovery layer below, when there is one (indexed, refreshed at
+   * most once a second); otherwise undefined.
+   */
+  peerOf?: (address: Address) => PeerRecord | undefined;
   /** Delay what this node sends (default) or what it receives (the original's `on_receive`). */
   mode?: 'send' | 'receive';
   /** Instance name. Default `delay`. */
   name?: string;
 }
 
+/** How often the address-to-peer index built from `getPeers()` may be rebuilt. */
+export const PEER_INDEX_REFRESH_MS = 1_000;
+
 function checkProfile(profile: LinkProfile, where: string): LinkProfile {
+  if (typeof profile !== 'object' || profile === null) throw new InvalidArgumentError(`${where}: a profile must be an object, got ${String(profile)}`);
   if (!(profile.latencyMs >= 0) || !Number.isFinite(profile.latencyMs)) throw new InvalidArgumentError(`${where}: latencyMs must be a finite number >= 0, got ${profile.latencyMs}`);
   const bw = profile.bandwidthBytesPerSecond;
   if (bw !== undefined && !(bw > 0)) throw new InvalidArgumentError(`${where}: bandwidthBytesPerSecond must be > 0, got ${bw}`);
   return profile;
 }
 
+const limited = (profile: LinkProfile): profile is LinkProfile & { bandwidthBytesPerSecond: number } =>
+  profile.bandwidthBytesPerSecond !== undefined && profile.bandwidthBytesPerSecond !== Infinity;
+
 /**
- * Per-destination transmission queue: a message starts transmitting when the previous
- * one to the same destination finished, and takes size / bandwidth.
+ * One transmission queue per link: a unit starts transmitting when the link is free
+ * (everything sent on it before has been transmitted) and takes size / bandwidth.
  */
-class LinkQueues {
+class Links {
   private readonly busyUntil = new Map<string, number>();
 
   constructor(private readonly clock: ScopedClock) {}
 
-  /** Delay in ms before a message of `bytes` to `key` arrives. */
-  delayFor(key: string, bytes: number, profile: LinkProfile): number {
+  /** Reserves the link for `bytes`; returns when their transmission ends (absolute ms). */
+  transmit(key: string, bytes: number, bandwidthBytesPerSecond: number): number {
     const now = this.clock.now();
-    const bw = profile.bandwidthBytesPerSecond;
-    if (bw === undefined || bw === Infinity) return profile.latencyMs;
-    const start = Math.max(now, this.busyUntil.get(key) ?? 0);
-    const done = start + (bytes / bw) * 1000;
+    const done = Math.max(now, this.busyUntil.get(key) ?? 0) + (bytes / bandwidthBytesPerSecond) * 1000;
     this.busyUntil.set(key, done);
     if (this.busyUntil.size > 10_000) {
       for (const [k, until] of this.busyUntil) if (until <= now) this.busyUntil.delete(k);
     }
-    return done - now + profile.latencyMs;
+    return done;
+  }
+
+  /** When something of `bytes` sent now over `key` arrives (absolute ms). */
+  arrival(key: string, bytes: number, profile: LinkProfile): number {
+    const sent = limited(profile) ? this.transmit(key, bytes, profile.bandwidthBytesPerSecond) : this.clock.now();
+    return sent + profile.latencyMs;
+  }
+
+  get size(): number {
+    return this.busyUntil.size;
   }
 
   clear(): void {
@@ -91,12 +137,29 @@ class LinkQueues {
   }
 }
 
-/** Delays datagrams. Provides sendDatagram / maxDatagramSize, offers `datagram`; optionally uses `getPeers` to tell the profile who the other end is. */
+/** Runs a deferred action that has no caller to throw to: errors are counted and logged. */
+function deferredRunner(ctx: { counters: { add(name: string): void }; logger: { warn(message: string, fields?: Record<string, unknown>): void } }) {
+  return (what: string, action: () => void): void => {
+    try {
+      action();
+    } catch (error) {
+      ctx.counters.add('errors');
+      ctx.logger.warn(`${what} failed after its delay`, { error: (error as Error).message });
+    }
+  };
+}
+
+/**
+ * Delays datagrams. Needs `sendDatagram`, `maxDatagramSize`; optional `getPeers`; takes
+ * `datagram`. Provides `sendDatagram`, `maxDatagramSize` (unchanged: no framing); offers
+ * `datagram`. With zero latency and no bandwidth limit it is a pass-through: the very
+ * functions below, no timer.
+ */
 export function delay(options: DelayOptions = {}) {
   const fixed = checkProfile({ latencyMs: options.latencyMs ?? 0, bandwidthBytesPerSecond: options.bandwidthBytesPerSecond }, 'delay');
   const mode = options.mode ?? 'send';
   if (mode !== 'send' && mode !== 'receive') throw new InvalidArgumentError(`delay: mode must be 'send' or 'receive', got '${String(mode)}'`);
-  const zero = options.profile === undefined && fixed.latencyMs === 0 && fixed.bandwidthBytesPerSecond === undefined;
+  const zero = options.profile === undefined && fixed.latencyMs === 0 && !limited(fixed);
   return defineLayer({
     type: 'delay',
     name: options.name,
@@ -106,103 +169,334 @@ export function delay(options: DelayOptions = {}) {
     provides: ['sendDatagram', 'maxDatagramSize'],
     offers: { datagram: 'exclusive' },
     create: (ctx) => {
-      const queues = new LinkQueues(ctx.clock);
+      const links = new Links(ctx.clock);
       const sendBelow = ctx.below.sendDatagram;
+      const runLater = deferredRunner(ctx);
+      let started = false;
+
+      let peerIndex: Map<string, PeerRecord> | undefined;
+      let peerIndexAt = -Infinity;
+      const peerOf =
+        options.peerOf ??
+        ((address: Address): PeerRecord | undefined => {
+          const getPeers = ctx.below.getPeers;
+          if (getPeers === undefined) return undefined;
+          const now = ctx.clock.now();
+          if (peerIndex === undefined || now - peerIndexAt >= PEER_INDEX_REFRESH_MS) {
+            peerIndex = new Map(getPeers().map((peer) => [addressKey(peer.address), peer]));
+            peerIndexAt = now;
+          }
+          return peerIndex.get(addressKey(address));
+        });
+
+      const profileFor = (address: Address): LinkProfile => {
+        const profile = options.profile;
+        if (profile === undefined) return fixed;
+        return checkProfile(
+          profile({
+            get self() {
+              return ctx.localPeer();
+            },
+            address,
+            get peer() {
+              return peerOf(address);
+            },
+          }),
+          'delay profile',
+        );
+      };
+
       const deliverUp = (data: Uint8Array, from: Address): void => {
         const slot = ctx.slots.datagram;
-        if (slot) slot(data, from);
+        if (slot !== undefined) slot(data, from);
         else ctx.counters.drop('no-receiver');
       };
-      const profileFor = (other: Address): LinkProfile => {
-        if (!options.profile) return fixed;
-        const peer = ctx.below.getPeers?.().find((p) => p.address.port === other.port && p.address.host === other.host);
-        return checkProfile(options.profile({ self: ctx.localPeer(), other, peer }), 'delay profile');
-      };
-      const delayed = (other: Address, data: Uint8Array, forward: (data: Uint8Array) => void): void => {
-        const wait = queues.delayFor(addressKey(other), data.byteLength, profileFor(other));
+
+      /** Sends or delivers `data` over the link to / from `other` after its delay. */
+      const delayed = (other: Address, data: Uint8Array, profile: LinkProfile, forward: (data: Uint8Array) => void): void => {
+        const wait = links.arrival(addressKey(other), data.byteLength, profile) - ctx.clock.now();
         if (wait <= 0) {
           forward(data);
           return;
         }
         ctx.counters.add('delayed');
+        // Held past this call: the owner may reuse its buffer.
         const copy = data.slice();
-        ctx.clock.setTimeout(() => forward(copy), wait);
+        ctx.clock.setTimeout(() => runLater('a delayed datagram', () => forward(copy)), wait);
       };
+
       return {
-        stop: () => queues.clear(),
-        status: () => ({ mode, latencyMs: fixed.latencyMs, bandwidthBytesPerSecond: fixed.bandwidthBytesPerSecond, profile: options.profile !== undefined }),
+        start: () => {
+          started = true;
+        },
+        stop: () => {
+          started = false;
+          links.clear();
+        },
+        status: () => ({ mode, latencyMs: fixed.latencyMs, bandwidthBytesPerSecond: fixed.bandwidthBytesPerSecond, profile: options.profile !== undefined, links: links.size }),
         provides: {
           sendDatagram:
-            zero || mode === 'receive' ? sendBelow : (to: Address, data: Uint8Array) => delayed(to, data, (d) => sendBelow(to, d)),
-          maxDatagramSize: () => ctx.below.maxDatagramSize(),
+            zero || mode === 'receive'
+              ? sendBelow
+              : (to: Address, data: Uint8Array) => {
+                  if (!started || data.byteLength > ctx.below.maxDatagramSize()) {
+                    // The transport raises its own StateError / InvalidArgumentError, now, not from a timer.
+                    sendBelow(to, data);
+                    return;
+                  }
+                  delayed(to, data, profileFor(to), (payload) => sendBelow(to, payload));
+                },
+          maxDatagramSize: ctx.below.maxDatagramSize,
         },
         takes: {
-          datagram: zero || mode === 'send' ? deliverUp : (data: Uint8Array, from: Address) => delayed(from, data, (d) => deliverUp(d, from)),
+          datagram:
+            zero || mode === 'send'
+              ? deliverUp
+              : (data: Uint8Array, from: Address) => {
+                  let profile: LinkProfile;
+                  try {
+                    profile = profileFor(from);
+                  } catch (error) {
+                    // A receive path never throws: a broken profile drops the datagram, loudly.
+                    ctx.counters.drop('profile-error');
+                    ctx.logger.error('delay profile failed', { error: (error as Error).message });
+                    return;
+                  }
+                  delayed(from, data, profile, (payload) => deliverUp(payload, from));
+                },
         },
       };
     },
   });
 }
 
-/** The two ends of a message or stream. */
-export interface MessageEnds {
-  self: PeerRecord;
-  other: NodeId;
-  peer: PeerRecord | undefined;
-}
-
 export interface StreamDelayOptions {
+  /** Latency when no `profile` is given, in ms. Default 0. */
   latencyMs?: number;
+  /** Bandwidth when no `profile` is given, in bytes per second. Default unlimited. */
   bandwidthBytesPerSecond?: number;
-  /** Per-pair link properties, from this node's record and the other node's (via `getPeer`). */
-  profile?: (ends: MessageEnds) => LinkProfile;
+  /** Per-link properties; replaces `latencyMs` / `bandwidthBytesPerSecond`. Called once per message or stream. */
+  profile?: (ends: MessageLinkEnds) => LinkProfile;
+  /** Delay what this node sends (default) or what it receives. */
+  mode?: 'send' | 'receive';
+  /**
+   * Most chunks of one stream transmitted over the modelled link but not yet taken by the
+   * consumer (the layer below when sending, the application when receiving). Bounds the
+   * memory a slow consumer can make the layer hold. Default 64.
+   */
+  maxBufferedChunks?: number;
   /** Instance name. Default `stream-delay`. */
   name?: string;
 }
 
+/** Resolves at absolute time `at` on `clock` (at once if it is past), or rejects when `signal` aborts. */
+function sleepUntil(clock: ScopedClock, at: number, signal: AbortSignal): Promise<void> {
+  const wait = at - clock.now();
+  if (wait <= 0) return signal.aborted ? Promise.reject(signal.reason) : Promise.resolve();
+  return clock.sleep(wait, signal);
+}
+
 /**
- * Delays whole messages and streams of the message transport below (e.g. `@deccom/tcp`):
- * a message is sent after `latency + size / bandwidth`, queued per destination; a stream
- * starts after the latency and is paced to the bandwidth chunk by chunk, so backpressure
- * still reaches the producer. Needs `getPeer` (from discovery) to know who the other node is.
+ * The chunks of `source` as they come out of the modelled link: each chunk is
+ * transmitted when the link is free (taking size / bandwidth, shared with everything
+ * else sent over the same link) and comes out `latency` after its transmission ended.
+ * Transmission runs ahead of the consumer by at most `maxBuffered` chunks, so the link
+ * stays busy across the latency (as a real pipe does) while a slow consumer still slows
+ * the producer down.
+ */
+async function* throughLink(
+  source: ByteSource,
+  link: { clock: ScopedClock; links: Links; key: string; profile: LinkProfile; signal: AbortSignal; maxBuffered: number },
+): AsyncGenerator<Uint8Array> {
+  const { clock, links, key, profile, maxBuffered } = link;
+  const stop = new AbortController();
+  const signal = AbortSignal.any([link.signal, stop.signal]);
+  const ready: { chunk: Uint8Array; at: number }[] = [];
+  let finished = false;
+  let failure: { error: unknown } | undefined;
+  // Wakes whichever side waits for the other.
+  let wakeConsumer: (() => void) | undefined;
+  let wakeProducer: (() => void) | undefined;
+  const wake = (which: 'consumer' | 'producer'): void => {
+    const resolve = which === 'consumer' ? wakeConsumer : wakeProducer;
+    if (which === 'consumer') wakeConsumer = undefined;
+    else wakeProducer = undefined;
+    resolve?.();
+  };
+  const producer = (async () => {
+    try {
+      for await (const chunk of source) {
+        while (ready.length >= maxBuffered && !signal.aborted) await new Promise<void>((resolve) => (wakeProducer = resolve));
+        if (signal.aborted) throw signal.reason;
+        const sentAt = limited(profile) ? links.transmit(key, chunk.byteLength, profile.bandwidthBytesPerSecond) : clock.now();
+        await sleepUntil(clock, sentAt, signal);
+        ready.push({ chunk, at: sentAt + profile.latencyMs });
+        wake('consumer');
+      }
+    } catch (error) {
+      if (!stop.signal.aborted) failure = { error };
+    } finally {
+      finished = true;
+      wake('consumer');
+    }
+  })();
+  const onAbort = (): void => {
+    wake('producer');
+    wake('consumer');
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    for (;;) {
+      const next = ready.shift();
+      if (next !== undefined) {
+        wake('producer');
+        await sleepUntil(clock, next.at, link.signal);
+        yield next.chunk;
+        continue;
+      }
+      if (failure !== undefined) throw failure.error;
+      if (finished) return;
+      await new Promise<void>((resolve) => (wakeConsumer = resolve));
+    }
+  } finally {
+    // The consumer stopped early (or finished): stop the producer. It may be waiting on
+    // the source, so it is not awaited; it catches everything, and closes the source as
+    // soon as that yields again.
+    signal.removeEventListener('abort', onAbort);
+    stop.abort();
+    wake('producer');
+    void producer;
+  }
+}
+
+/**
+ * Delays whole messages and streams of the message transport below (e.g. `@deccom/tcp`).
+ * Needs `sendMessage`, `sendStream`; optional `getPeer` (who the other node is, for
+ * `profile`); takes `message` and `stream` when the transport offers them. Provides
+ * `sendMessage`, `sendStream`; offers `message`, `stream`.
+ *
+ * A message arrives `latency + size / bandwidth` after it was sent, transmitted after
+ * whatever was sent to the same node before (messages and streams share the link). A
+ * stream's chunks are paced to the bandwidth and each arrives `latency` after its
+ * transmission, with backpressure preserved.
  */
 export function streamDelay(options: StreamDelayOptions = {}) {
   const fixed = checkProfile({ latencyMs: options.latencyMs ?? 0, bandwidthBytesPerSecond: options.bandwidthBytesPerSecond }, 'streamDelay');
+  const mode = options.mode ?? 'send';
+  if (mode !== 'send' && mode !== 'receive') throw new InvalidArgumentError(`streamDelay: mode must be 'send' or 'receive', got '${String(mode)}'`);
+  const maxBuffered = options.maxBufferedChunks ?? 64;
+  if (!Number.isInteger(maxBuffered) || maxBuffered < 1) throw new InvalidArgumentError(`streamDelay: maxBufferedChunks must be an integer >= 1, got ${String(maxBuffered)}`);
+  const zero = options.profile === undefined && fixed.latencyMs === 0 && !limited(fixed);
   return defineLayer({
     type: 'stream-delay',
     name: options.name ?? 'stream-delay',
-    needs: ['sendMessage', 'sendStream', 'getPeer'],
+    needs: ['sendMessage', 'sendStream'],
+    optional: ['getPeer'],
+    takesOptional: ['message', 'stream'],
     provides: ['sendMessage', 'sendStream'],
+    offers: { message: 'exclusive', stream: 'exclusive' },
     create: (ctx) => {
-      const queues = new LinkQueues(ctx.clock);
-      const profileFor = (other: NodeId): LinkProfile =>
-        options.profile ? checkProfile(options.profile({ self: ctx.localPeer(), other, peer: ctx.below.getPeer(other) }), 'streamDelay profile') : fixed;
-      return {
-        stop: () => queues.clear(),
-        provides: {
-          sendMessage: async (to, data, sendOptions) => {
-            const wait = queues.delayFor(to.hex, data.byteLength, profileFor(to));
-            if (wait > 0) {
-              ctx.counters.add('delayed-messages');
-              await ctx.clock.sleep(wait, sendOptions?.signal ?? ctx.signal);
-            }
-            await ctx.below.sendMessage(to, data, sendOptions);
-          },
-          sendStream: async (to, source, sendOptions) => {
-            const profile = profileFor(to);
-            const signal = sendOptions?.signal ?? ctx.signal;
-            const paced = async function* (input: ByteSource): AsyncGenerator<Uint8Array> {
-              if (profile.latencyMs > 0) await ctx.clock.sleep(profile.latencyMs, signal);
-              for await (const chunk of input) {
-                const bw = profile.bandwidthBytesPerSecond;
-                if (bw !== undefined && bw !== Infinity) await ctx.clock.sleep((chunk.byteLength / bw) * 1000, signal);
-                yield chunk;
-              }
+      const links = new Links(ctx.clock);
+      const runLater = deferredRunner(ctx);
+      const profileFor = (id: NodeId): LinkProfile => {
+        const profile = options.profile;
+        if (profile === undefined) return fixed;
+        return checkProfile(
+          profile({
+            get self() {
+              return ctx.localPeer();
+            },
+            id,
+            get peer() {
+              return ctx.below.getPeer?.(id);
+            },
+          }),
+          'streamDelay profile',
+        );
+      };
+      const signalOf = (sendOptions: SendOptions | undefined): AbortSignal =>
+        sendOptions?.signal !== undefined ? AbortSignal.any([sendOptions.signal, ctx.signal]) : ctx.signal;
+
+      const deliverMessage = (data: Uint8Array, from: NodeId, address: Address): void => {
+        const slot = ctx.slots.message;
+        if (slot !== undefined) slot(data, from, address);
+        else ctx.counters.drop('no-receiver');
+      };
+      const deliverStream = (source: AsyncIterable<Uint8Array>, from: NodeId, address: Address): void => {
+        const slot = ctx.slots.stream;
+        if (slot !== undefined) {
+          slot(source, from, address);
+          return;
+        }
+        // Nobody above reads streams: drain it so the connection is not stalled by backpressure.
+        ctx.counters.drop('no-receiver');
+        void (async () => {
+          try {
+            for await (const chunk of source) void chunk;
+          } catch {
+            // The stream failed; nothing waits for it.
+          }
+        })();
+      };
+
+      const takes: { message: HookHandler<'message'>; stream: HookHandler<'stream'> } =
+        zero || mode === 'send'
+          ? { message: deliverMessage, stream: deliverStream }
+          : {
+              message: (data, from, address) => {
+                let profile: LinkProfile;
+                try {
+                  profile = profileFor(from);
+                } catch (error) {
+                  ctx.counters.drop('profile-error');
+                  ctx.logger.error('streamDelay profile failed', { error: (error as Error).message });
+                  return;
+                }
+                const wait = links.arrival(from.hex, data.byteLength, profile) - ctx.clock.now();
+                if (wait <= 0) {
+                  deliverMessage(data, from, address);
+                  return;
+                }
+                ctx.counters.add('delayed-messages');
+                ctx.clock.setTimeout(() => runLater('a delayed message', () => deliverMessage(data, from, address)), wait);
+              },
+              stream: (source, from, address) => {
+                let profile: LinkProfile;
+                try {
+                  profile = profileFor(from);
+                } catch (error) {
+                  ctx.counters.drop('profile-error');
+                  ctx.logger.error('streamDelay profile failed', { error: (error as Error).message });
+                  deliverStream(source, from, address);
+                  return;
+                }
+                ctx.counters.add('delayed-streams');
+                deliverStream(throughLink(source, { clock: ctx.clock, links, key: from.hex, profile, signal: ctx.signal, maxBuffered }), from, address);
+              },
             };
-            ctx.counters.add('delayed-streams');
-            await ctx.below.sendStream(to, paced(source), sendOptions);
-          },
-        },
+
+      return {
+        stop: () => links.clear(),
+        status: () => ({ mode, latencyMs: fixed.latencyMs, bandwidthBytesPerSecond: fixed.bandwidthBytesPerSecond, profile: options.profile !== undefined, links: links.size }),
+        takes,
+        provides:
+          zero || mode === 'receive'
+            ? { sendMessage: ctx.below.sendMessage, sendStream: ctx.below.sendStream }
+            : {
+                sendMessage: async (to: NodeId, data: Uint8Array, sendOptions?: SendOptions) => {
+                  const arrival = links.arrival(to.hex, data.byteLength, profileFor(to));
+                  if (arrival > ctx.clock.now()) {
+                    ctx.counters.add('delayed-messages');
+                    await sleepUntil(ctx.clock, arrival, signalOf(sendOptions));
+                  }
+                  await ctx.below.sendMessage(to, data, sendOptions);
+                },
+                sendStream: async (to: NodeId, source: ByteSource, sendOptions?: SendOptions) => {
+                  const profile = profileFor(to);
+                  ctx.counters.add('delayed-streams');
+                  await ctx.below.sendStream(to, throughLink(source, { clock: ctx.clock, links, key: to.hex, profile, signal: signalOf(sendOptions), maxBuffered }), sendOptions);
+                },
+              },
       };
     },
   });

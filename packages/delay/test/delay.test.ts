@@ -1,7 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { createNode, defineLayer, Identity, InvalidArgumentError, type ByteSource, type NodeId } from '@deccom/core';
-import { MemoryNetwork, VirtualClock, memoryTransport } from '@deccom/core/testing';
-import { delay, streamDelay, type DelayOptions } from '../src/index.js';
+import {
+  createNode,
+  createPeerRecord,
+  defineLayer,
+  Identity,
+  InvalidArgumentError,
+  StateError,
+  type Address,
+  type ByteSource,
+  type HookHandler,
+  type NodeId,
+  type PeerRecord,
+} from '@deccom/core';
+import { MemoryNetwork, VirtualClock, memoryTransport, transportConformanceCases, type TransportHarness } from '@deccom/core/testing';
+import { delay, PEER_INDEX_REFRESH_MS, streamDelay, type DelayOptions } from '../src/index.js';
 
 async function pair(senderDelay: DelayOptions | undefined, receiverDelay?: DelayOptions) {
   const clock = new VirtualClock();
@@ -11,40 +23,76 @@ async function pair(senderDelay: DelayOptions | undefined, receiverDelay?: Delay
   await a.start();
   await b.start();
   const arrivals: { at: number; size: number }[] = [];
-  b.handle('datagram', (data) => void arrivals.push({ at: clock.now(), size: data.length }));
-  return { clock, network, a, b, arrivals, stop: async () => (await a.stop(), await b.stop()) };
+  const payloads: number[][] = [];
+  b.handle('datagram', (data) => {
+    arrivals.push({ at: clock.now(), size: data.length });
+    payloads.push([...data]);
+  });
+  return { clock, network, a, b, arrivals, payloads, stop: async () => (await a.stop(), await b.stop()) };
 }
 
 describe('delay (datagrams)', () => {
-  it('adds latency + size / bandwidth, queuing datagrams to one destination', async () => {
+  it('adds latency + size / bandwidth, queuing datagrams to one destination behind each other', async () => {
     const { clock, a, b, arrivals, stop } = await pair({ latencyMs: 30, bandwidthBytesPerSecond: 10_000 });
-    a.sendDatagram(b.localAddress(), new Uint8Array(1000)); // 100 ms on the wire
-    a.sendDatagram(b.localAddress(), new Uint8Array(500)); // queued behind it: done at 150 ms
+    a.sendDatagram(b.localAddress(), new Uint8Array(1000)); // on the wire 0..100 ms, arrives at 130
+    a.sendDatagram(b.localAddress(), new Uint8Array(500)); // queued: 100..150, arrives at 180
+    await clock.advance(120);
+    a.sendDatagram(b.localAddress(), new Uint8Array(100)); // link busy until 150: 150..160, arrives at 190
     await clock.advance(500);
+    await clock.advance(500); // the link is idle again: 1120..1130, arrives at 1160
+    a.sendDatagram(b.localAddress(), new Uint8Array(100));
+    await clock.advance(100);
     expect(arrivals).toEqual([
       { at: 130, size: 1000 },
       { at: 180, size: 500 },
+      { at: 190, size: 100 },
+      { at: 1160, size: 100 },
     ]);
+    expect(a.counters()['delay']!['delayed']).toBe(4);
     await stop();
   });
 
-  it('delays deliveries instead of sends in receive mode', async () => {
-    const { clock, a, b, arrivals, stop } = await pair(undefined, { latencyMs: 25, mode: 'receive' });
-    a.sendDatagram(b.localAddress(), Uint8Array.of(1));
-    await clock.advance(24);
+  it('gives each destination its own link', async () => {
+    const clock = new VirtualClock();
+    const network = new MemoryNetwork({ clock });
+    const a = createNode({ clock, layers: [memoryTransport(network), delay({ latencyMs: 10, bandwidthBytesPerSecond: 1000 })] });
+    const b = createNode({ clock, layers: [memoryTransport(network)] });
+    const c = createNode({ clock, layers: [memoryTransport(network)] });
+    for (const n of [a, b, c]) await n.start();
+    const at: string[] = [];
+    b.handle('datagram', () => void at.push(`b@${clock.now()}`));
+    c.handle('datagram', () => void at.push(`c@${clock.now()}`));
+    a.sendDatagram(b.localAddress(), new Uint8Array(100)); // 100 ms + 10
+    a.sendDatagram(c.localAddress(), new Uint8Array(100)); // in parallel: 100 ms + 10
+    await clock.advance(200);
+    expect(at).toEqual(['b@110', 'c@110']);
+    for (const n of [a, b, c]) await n.stop();
+  });
+
+  it('delays deliveries instead of sends in receive mode, per source link', async () => {
+    const { clock, a, b, arrivals, stop } = await pair(undefined, { latencyMs: 25, bandwidthBytesPerSecond: 1000, mode: 'receive' });
+    a.sendDatagram(b.localAddress(), new Uint8Array(10)); // 10 ms on the link + 25
+    a.sendDatagram(b.localAddress(), new Uint8Array(20)); // 10..30, + 25
+    await clock.advance(34);
     expect(arrivals).toEqual([]);
     await clock.advance(1);
-    expect(arrivals).toEqual([{ at: 25, size: 1 }]);
+    expect(arrivals).toEqual([{ at: 35, size: 10 }]);
+    await clock.advance(100);
+    expect(arrivals).toEqual([
+      { at: 35, size: 10 },
+      { at: 55, size: 20 },
+    ]);
+    expect(b.counters()['delay']!['delayed']).toBe(2);
     await stop();
   });
 
-  it('takes per-pair properties from the profile function', async () => {
+  it('takes per-link properties from the profile, by address', async () => {
     const clock = new VirtualClock();
     const network = new MemoryNetwork({ clock });
     const slowHost = network.allocateHost();
     const a = createNode({
       clock,
-      layers: [memoryTransport(network), delay({ profile: ({ other }) => ({ latencyMs: other.host === slowHost ? 200 : 10 }) })],
+      layers: [memoryTransport(network), delay({ profile: ({ address }) => ({ latencyMs: address.host === slowHost ? 200 : 10 }) })],
     });
     const fast = createNode({ clock, layers: [memoryTransport(network)] });
     const slow = createNode({ clock, layers: [memoryTransport(network, { host: slowHost })] });
@@ -59,17 +107,103 @@ describe('delay (datagrams)', () => {
     for (const n of [a, fast, slow]) await n.stop();
   });
 
-  it('is a free pass-through at zero delay: same tick, no timers', async () => {
+  it("resolves the other end's peer through getPeers below (indexed, only when read), or through peerOf", async () => {
+    const clock = new VirtualClock();
+    const network = new MemoryNetwork({ clock });
+    const far = Identity.fromString('far');
+    let getPeersCalls = 0;
+    let known: PeerRecord[] = [];
+    const discovery = defineLayer({
+      type: 'fake-discovery',
+      provides: ['getPeers'],
+      create: () => ({ provides: { getPeers: () => (getPeersCalls++, known) } }),
+    });
+    const seen: (string | undefined)[] = [];
+    const a = createNode({
+      clock,
+      identity: Identity.fromString('me'),
+      layers: [
+        memoryTransport(network),
+        discovery,
+        delay({
+          profile: (ends) => {
+            seen.push(ends.address.port === 1 ? 'no-peer-read' : ends.peer?.identity.toString());
+            return { latencyMs: ends.self.identity.toString() === Identity.fromString('me').public.toString() ? 5 : 99 };
+          },
+        }),
+      ],
+    });
+    const b = createNode({ clock, layers: [memoryTransport(network)] });
+    await a.start();
+    await b.start();
+    known = [createPeerRecord(far.public, b.localAddress())];
+    a.sendDatagram({ host: b.localAddress().host, port: 1 }, Uint8Array.of(1)); // profile does not read peer
+    expect(getPeersCalls).toBe(0);
+    for (let i = 0; i < 5; i++) a.sendDatagram(b.localAddress(), Uint8Array.of(1));
+    expect(getPeersCalls).toBe(1); // one index for the five lookups
+    expect(seen).toEqual(['no-peer-read', ...Array<string>(5).fill(far.public.toString())]);
+    await clock.advance(PEER_INDEX_REFRESH_MS);
+    a.sendDatagram(b.localAddress(), Uint8Array.of(1));
+    expect(getPeersCalls).toBe(2); // refreshed after a second
+    let arrived = 0;
+    b.handle('datagram', () => void arrived++);
+    await clock.advance(10);
+    expect(arrived).toBe(1);
+    await a.stop();
+    await b.stop();
+
+    const viaOption = createNode({
+      clock,
+      layers: [memoryTransport(network), delay({ peerOf: (address) => (address.port === 7 ? createPeerRecord(far.public, address) : undefined), profile: ({ peer }) => ({ latencyMs: peer ? 1 : 2 }) })],
+    });
+    await viaOption.start();
+    expect(() => viaOption.sendDatagram({ host: '10.9.9.9', port: 7 }, Uint8Array.of(1))).not.toThrow();
+    await viaOption.stop();
+  });
+
+  it('is a free pass-through at zero delay: same tick, no timers, no counters', async () => {
     const { clock, a, b, arrivals, stop } = await pair({});
     a.sendDatagram(b.localAddress(), Uint8Array.of(1));
     expect(clock.pendingTimers).toBe(1); // only the network's own delivery
     await clock.advance(0);
     expect(arrivals).toEqual([{ at: 0, size: 1 }]);
     expect(a.counters()['delay']).toEqual({});
+    expect(a.maxDatagramSize()).toBe(1400); // no framing
     await stop();
+
+    // A profile that answers zero also costs no timer.
+    const profiled = await pair({ profile: () => ({ latencyMs: 0 }) });
+    profiled.a.sendDatagram(profiled.b.localAddress(), Uint8Array.of(1));
+    expect(profiled.clock.pendingTimers).toBe(1);
+    await profiled.stop();
   });
 
-  it('releases held datagrams on stop', async () => {
+  it('copies what it holds, and raises transport and profile errors at once', async () => {
+    const { clock, a, b, payloads, stop } = await pair({ latencyMs: 5 });
+    const buffer = Uint8Array.of(1, 2, 3);
+    a.sendDatagram(b.localAddress(), buffer);
+    buffer.fill(0);
+    await clock.advance(10);
+    expect(payloads).toEqual([[1, 2, 3]]);
+    expect(() => a.sendDatagram(b.localAddress(), new Uint8Array(1401))).toThrow(InvalidArgumentError);
+    await a.stop();
+    expect(() => a.sendDatagram(b.localAddress(), Uint8Array.of(1))).toThrow(StateError);
+    await stop();
+
+    const broken = await pair({ profile: () => ({ latencyMs: -5 }) }, { profile: () => ({ latencyMs: Number.NaN }), mode: 'receive' });
+    expect(() => broken.a.sendDatagram(broken.b.localAddress(), Uint8Array.of(1))).toThrow(InvalidArgumentError);
+    // In receive mode a broken profile drops (counted, logged), never throws out of the receive path.
+    const plain = createNode({ clock: broken.clock, layers: [memoryTransport(broken.network)] });
+    await plain.start();
+    plain.sendDatagram(broken.b.localAddress(), Uint8Array.of(1));
+    await broken.clock.advance(5);
+    expect(broken.arrivals).toEqual([]);
+    expect(broken.b.counters()['delay']!['dropped.profile-error']).toBe(1);
+    await plain.stop();
+    await broken.stop();
+  });
+
+  it('releases held datagrams on stop, leaving no timer', async () => {
     const { clock, a, b, arrivals, stop } = await pair({ latencyMs: 1000 });
     a.sendDatagram(b.localAddress(), Uint8Array.of(1));
     await a.stop();
@@ -84,54 +218,224 @@ describe('delay (datagrams)', () => {
     expect(() => delay({ bandwidthBytesPerSecond: 0 })).toThrow(/must be > 0/);
     // @ts-expect-error not a mode
     expect(() => delay({ mode: 'sideways' })).toThrow(/mode/);
+    expect(() => streamDelay({ maxBufferedChunks: 0 })).toThrow(/maxBufferedChunks/);
   });
 });
 
-describe('streamDelay (messages and streams)', () => {
-  function fakeMessageStack(clock: VirtualClock) {
-    const log: { at: number; to: string; bytes: number; kind: string }[] = [];
-    const other = Identity.fromString('other');
-    const transport = defineLayer({
-      type: 'fake-messages',
-      provides: ['sendMessage', 'sendStream', 'getPeer', 'localAddress'],
-      create: () => ({
+for (const options of [{}, { latencyMs: 5, bandwidthBytesPerSecond: 1e6 }, { latencyMs: 3, mode: 'receive' as const }]) {
+  describe(`transport conformance: memory + delay(${JSON.stringify(options)})`, () => {
+    const harness = async (): Promise<TransportHarness> => {
+      const clock = new VirtualClock();
+      const network = new MemoryNetwork({ clock, defaultLink: { latencyMs: 1 } });
+      const raw = network.allocateHost();
+      const silent = network.allocateHost();
+      return {
+        createNode: () => createNode({ clock, layers: [memoryTransport(network), delay(options)] }),
+        injectRaw: (to, bytes) => network.send({ host: raw, port: 1 }, to, bytes),
+        silentAddress: () => ({ host: silent, port: 9 }),
+        settle: (ms) => clock.advance(ms),
+        waitFor: async (predicate, maxMs) => {
+          for (let waited = 0; waited <= maxMs; waited += 1) {
+            if (predicate()) return true;
+            await clock.advance(1);
+          }
+          return predicate();
+        },
+        cleanup: async () => undefined,
+      };
+    };
+    for (const c of transportConformanceCases(harness)) it(c.name, c.run);
+  });
+}
+
+/** A message transport stand-in: logs what reaches it, and can inject incoming messages and streams. */
+function fakeMessageTransport(clock: VirtualClock, options: { chunkCostMs?: number } = {}) {
+  const log: { at: number; to: string; bytes: number; kind: string }[] = [];
+  const other = Identity.fromString('other');
+  const slots: { message?: HookHandler<'message'>; stream?: HookHandler<'stream'> } = {};
+  const transport = defineLayer({
+    type: 'fake-messages',
+    provides: ['sendMessage', 'sendStream', 'getPeer', 'localAddress'],
+    offers: { message: 'exclusive', stream: 'exclusive' },
+    create: (ctx) => {
+      Object.defineProperty(slots, 'message', { get: () => ctx.slots.message });
+      Object.defineProperty(slots, 'stream', { get: () => ctx.slots.stream });
+      return {
         provides: {
           sendMessage: async (to: NodeId, data: Uint8Array) => void log.push({ at: clock.now(), to: to.short, bytes: data.length, kind: 'message' }),
           sendStream: async (to: NodeId, source: ByteSource) => {
-            for await (const chunk of source) log.push({ at: clock.now(), to: to.short, bytes: chunk.length, kind: 'chunk' });
+            for await (const chunk of source) {
+              log.push({ at: clock.now(), to: to.short, bytes: chunk.length, kind: 'chunk' });
+              if (options.chunkCostMs) await ctx.clock.sleep(options.chunkCostMs);
+            }
           },
-          getPeer: () => undefined,
-          localAddress: () => ({ host: '127.0.0.1', port: 1 }),
+          getPeer: (id: NodeId) => (id.equals(other.id) ? createPeerRecord(other.public, { host: '10.0.0.2', port: 2 }) : undefined),
+          localAddress: (): Address => ({ host: '10.0.0.1', port: 1 }),
         },
-      }),
-    });
-    return { log, transport, other };
-  }
+      };
+    },
+  });
+  return { log, transport, other, slots };
+}
 
-  it('delays messages by latency + size / bandwidth and paces streams chunk by chunk', async () => {
+describe('streamDelay (messages and streams)', () => {
+  it('delays messages by latency + size / bandwidth, queued per destination', async () => {
     const clock = new VirtualClock();
-    const { log, transport, other } = fakeMessageStack(clock);
+    const { log, transport, other } = fakeMessageTransport(clock);
     const node = createNode({ clock, identity: Identity.fromString('me'), layers: [transport, streamDelay({ latencyMs: 50, bandwidthBytesPerSecond: 1000 })] });
     await node.start();
-    void node.sendMessage(other.id, new Uint8Array(100)); // 50 + 100 ms
-    void node.sendStream(other.id, [new Uint8Array(200), new Uint8Array(300)]); // start at 50, then 200 ms, then 300 ms
+    const first = node.sendMessage(other.id, new Uint8Array(100)); // 0..100, + 50
+    const second = node.sendMessage(other.id, new Uint8Array(200)); // 100..300, + 50
     await clock.advance(1000);
+    await Promise.all([first, second]);
     expect(log).toEqual([
       { at: 150, to: other.id.short, bytes: 100, kind: 'message' },
-      { at: 250, to: other.id.short, bytes: 200, kind: 'chunk' },
-      { at: 550, to: other.id.short, bytes: 300, kind: 'chunk' },
+      { at: 350, to: other.id.short, bytes: 200, kind: 'message' },
     ]);
+    expect(node.counters()['stream-delay']!['delayed-messages']).toBe(2);
     await node.stop();
   });
 
-  it('ends a waiting send when the node stops', async () => {
+  it('pipelines a stream: chunks paced to the bandwidth, each arriving one latency after its transmission', async () => {
     const clock = new VirtualClock();
-    const { transport, other } = fakeMessageStack(clock);
-    const node = createNode({ clock, layers: [transport, streamDelay({ latencyMs: 10_000 })] });
+    const { log, transport, other } = fakeMessageTransport(clock);
+    const node = createNode({ clock, layers: [transport, streamDelay({ latencyMs: 100, bandwidthBytesPerSecond: 10_000 })] });
     await node.start();
-    const sending = node.sendMessage(other.id, Uint8Array.of(1));
+    const chunks = Array.from({ length: 100 }, () => new Uint8Array(1000)); // 100 ms each on the wire
+    const sending = node.sendStream(other.id, chunks);
+    await clock.advance(20_000);
+    await sending;
+    // Not 100 x (100 + 100) ms: the link stays busy across the latency, like a real pipe.
+    expect(log.map((entry) => entry.at)).toEqual(Array.from({ length: 100 }, (_, i) => (i + 1) * 100 + 100));
     await node.stop();
-    await expect(sending).rejects.toBeDefined();
+  });
+
+  it('shares one link between the messages and streams to a node', async () => {
+    const clock = new VirtualClock();
+    const { log, transport, other } = fakeMessageTransport(clock);
+    const node = createNode({ clock, layers: [transport, streamDelay({ latencyMs: 50, bandwidthBytesPerSecond: 1000 })] });
+    await node.start();
+    void node.sendMessage(other.id, new Uint8Array(100)); // link 0..100, arrives 150
+    void node.sendStream(other.id, [new Uint8Array(200), new Uint8Array(300)]); // link 100..300, 300..600: arrive 350, 650
+    await clock.advance(1000);
+    expect(log.map(({ at, bytes, kind }) => `${kind}:${bytes}@${at}`)).toEqual(['message:100@150', 'chunk:200@350', 'chunk:300@650']);
+    await node.stop();
+  });
+
+  it('keeps backpressure: a slow consumer holds the producer within maxBufferedChunks', async () => {
+    const clock = new VirtualClock();
+    const { log, transport, other } = fakeMessageTransport(clock, { chunkCostMs: 1000 });
+    const node = createNode({ clock, layers: [transport, streamDelay({ latencyMs: 10, maxBufferedChunks: 4 })] });
+    await node.start();
+    let pulled = 0;
+    const source = (function* () {
+      for (let i = 0; i < 50; i++) {
+        pulled++;
+        yield new Uint8Array(10);
+      }
+    })();
+    const sending = node.sendStream(other.id, source);
+    await clock.advance(5_500);
+    // Six chunks consumed in 5.5 s at 1 s each; the producer ran at most 4 (+1 in hand) ahead.
+    expect(log).toHaveLength(6);
+    expect(pulled).toBeLessThanOrEqual(6 + 4 + 1);
+    await clock.advance(60_000);
+    await sending;
+    expect(log).toHaveLength(50);
+    await node.stop();
+  });
+
+  it('delays incoming messages and streams in receive mode, and passes them through otherwise', async () => {
+    const clock = new VirtualClock();
+    const { transport, other, slots } = fakeMessageTransport(clock);
+    const node = createNode({ clock, layers: [transport, streamDelay({ latencyMs: 20, bandwidthBytesPerSecond: 1000, mode: 'receive' })] });
+    await node.start();
+    const got: string[] = [];
+    node.handle('message', (data) => void got.push(`message:${data.length}@${clock.now()}`));
+    node.handle('stream', (source) => {
+      void (async () => {
+        for await (const chunk of source) got.push(`chunk:${chunk.length}@${clock.now()}`);
+      })();
+    });
+    const address = { host: '10.0.0.2', port: 2 };
+    slots.message!(new Uint8Array(100), other.id, address); // 0..100 + 20
+    slots.stream!(
+      (async function* () {
+        yield new Uint8Array(50); // 100..150 + 20
+        yield new Uint8Array(50); // 150..200 + 20
+      })(),
+      other.id,
+      address,
+    );
+    await clock.advance(1000);
+    expect(got).toEqual(['message:100@120', 'chunk:50@170', 'chunk:50@220']);
+    await node.stop();
+
+    const passThrough = fakeMessageTransport(clock);
+    const plain = createNode({ clock, layers: [passThrough.transport, streamDelay({ latencyMs: 20 })] });
+    await plain.start();
+    const plainGot: number[] = [];
+    plain.handle('message', () => void plainGot.push(clock.now()));
+    passThrough.slots.message!(new Uint8Array(1), other.id, address);
+    expect(plainGot).toEqual([clock.now()]);
+    await plain.stop();
+  });
+
+  it('ends waiting sends when the node stops, leaving no timer', async () => {
+    const clock = new VirtualClock();
+    const { transport, other } = fakeMessageTransport(clock);
+    const node = createNode({ clock, layers: [transport, streamDelay({ latencyMs: 10_000, bandwidthBytesPerSecond: 100 })] });
+    await node.start();
+    const message = node.sendMessage(other.id, Uint8Array.of(1));
+    const stream = node.sendStream(other.id, [new Uint8Array(10), new Uint8Array(10)]);
+    await clock.advance(1);
+    await node.stop();
+    await expect(message).rejects.toMatchObject({ code: 'STOPPED' });
+    await expect(stream).rejects.toMatchObject({ code: 'STOPPED' });
     expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('honours a per-send abort signal', async () => {
+    const clock = new VirtualClock();
+    const { transport, other } = fakeMessageTransport(clock);
+    const node = createNode({ clock, layers: [transport, streamDelay({ latencyMs: 1000 })] });
+    await node.start();
+    const controller = new AbortController();
+    const sending = node.sendMessage(other.id, Uint8Array.of(1), { signal: controller.signal });
+    controller.abort(new Error('changed my mind'));
+    await expect(sending).rejects.toThrow('changed my mind');
+    await node.stop();
+  });
+
+  it('is a pass-through at zero delay, and takes the profile from the peer record', async () => {
+    const clock = new VirtualClock();
+    const { log, transport, other } = fakeMessageTransport(clock);
+    const node = createNode({ clock, layers: [transport, streamDelay()] });
+    await node.start();
+    await node.sendMessage(other.id, Uint8Array.of(1));
+    expect(log).toEqual([{ at: 0, to: other.id.short, bytes: 1, kind: 'message' }]);
+    expect(clock.pendingTimers).toBe(0);
+    await node.stop();
+
+    const profiled = fakeMessageTransport(clock);
+    const byPeer = createNode({
+      clock,
+      layers: [profiled.transport, streamDelay({ profile: ({ peer, id }) => ({ latencyMs: peer?.address.host === '10.0.0.2' ? 30 : 1, bandwidthBytesPerSecond: id.equals(other.id) ? undefined : 1 }) })],
+    });
+    await byPeer.start();
+    const start = clock.now();
+    const sent = byPeer.sendMessage(other.id, new Uint8Array(1000));
+    await clock.advance(100);
+    await sent;
+    expect(profiled.log.map((entry) => entry.at - start)).toEqual([30]);
+    await byPeer.stop();
+  });
+
+  it('composes only over a message transport (type-checked)', () => {
+    const network = new MemoryNetwork({ clock: new VirtualClock() });
+    // Datagram delay composes over any datagram transport.
+    createNode({ layers: [memoryTransport(network), delay()] });
+    // @ts-expect-error streamDelay needs sendMessage / sendStream, which a datagram transport does not provide
+    expect(() => createNode({ layers: [memoryTransport(network), streamDelay()] })).toThrow(/sendMessage/);
   });
 });
