@@ -109,6 +109,13 @@ export class CipherState {
     this.key = this.aead.seal(this.key, this.nonceFor(0, true), EMPTY, ZEROS_32).slice(0, KEY_LENGTH);
   }
 
+  /** An independent copy (same key and nonce), e.g. to derive the next rekey epoch while keeping this one. */
+  fork(): CipherState {
+    const copy = new CipherState(this.aead);
+    copy.restore(this.snapshot());
+    return copy;
+  }
+
   /** @internal State copy for transactional reads. */
   snapshot(): { key: Uint8Array | undefined; n: number } {
     return { key: this.key, n: this.n };

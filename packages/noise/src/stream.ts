@@ -1,0 +1,620 @@
+/**
+ * The `noiseStream()` layer: Noise XX over a message/stream transport (`@deccom/tcp`).
+ *
+ * One handshake per connection, carried in three messages of the transport below. Both
+ * identity proofs must match the node id the transport's introduction claimed, so the
+ * TCP introduction (which on its own anyone can fake) is authenticated by the handshake.
+ * Messages and streams are then sealed with the session keys: every frame carries an
+ * explicit 64-bit counter (one counter space for the whole session, checked by a replay
+ * window), and the keys move on by Noise `Rekey()` (section 11.3) every
+ * `rekeyAfterMessages` frames. A stream is bound to its random id, its frames must come
+ * in order, and it must end with an authenticated end frame, so a cut, spliced or
+ * reordered stream is detected.
+ */
+import {
+  defineLayer,
+  InvalidArgumentError,
+  StateError,
+  utf8Encode,
+  type Address,
+  type ByteSource,
+  type NodeId,
+  type PublicIdentity,
+  type SendOptions,
+  type TimerHandle,
+} from '@deccom/core';
+import { defaultNoiseCrypto, type DhKeyPair, type NoiseCrypto } from './crypto.js';
+import type { NoiseMode, SecureSession } from './datagram.js';
+import { NoiseError } from './errors.js';
+import { CipherState, HandshakeState } from './handshake.js';
+import { createIdentityProof, verifyIdentityProof } from './identity.js';
+import { parseProtocolName } from './patterns.js';
+import { ReplayWindow, REPLAY_WINDOW } from './replay.js';
+import { TAG_LENGTH } from './wire.js';
+
+declare module '@deccom/core' {
+  interface Capabilities {
+    /** The secure session over the connection to `id`, running the handshake if needed. */
+    secureStreamSession(id: NodeId, options?: SendOptions): Promise<SecureSession>;
+  }
+}
+
+/** Message kinds on the transport below (first byte of each message). */
+export const STREAM_MESSAGE = {
+  handshake1: 1,
+  handshake2: 2,
+  handshake3: 3,
+  sealed: 4,
+} as const;
+/** First byte of every stream this layer sends, then an 8-byte stream id. */
+export const STREAM_MAGIC = 0x05;
+export const STREAM_HEADER_LENGTH = 1 + 8;
+/** A stream frame: length u32 (of what follows), flags u8, counter u64, sealed bytes. */
+export const STREAM_FRAME_HEADER_LENGTH = 4 + 1 + 8;
+/** Plaintext bytes per stream frame at most. */
+export const STREAM_FRAME_PLAINTEXT = 64 * 1024;
+const FLAG_END = 1;
+const SEALED_HEADER_LENGTH = 1 + 8;
+
+export interface NoiseStreamOptions {
+  /** `'encrypt'` (default) or `'sign-only'`. Both sides must agree (bound into the handshake). */
+  mode?: Exclude<NoiseMode, 'plaintext'>;
+  /** Hash of the suite `Noise_XX_25519_ChaChaPoly_<hash>`. Default `'SHA256'`. */
+  hash?: 'SHA256' | 'BLAKE2b';
+  /** Crypto implementation. Default: node:crypto when present, else noble. */
+  crypto?: NoiseCrypto;
+  /** Give up a handshake after this long. Default 10,000 ms. */
+  handshakeTimeoutMs?: number;
+  /** Move both directions' keys on with Noise Rekey() every this many frames. Default 65,536. */
+  rekeyAfterMessages?: number;
+  /** Sealed messages held per peer while its handshake finishes. Default 64. */
+  maxEarlyMessages?: number;
+  /** Local policy run after a peer authenticated. Default: accept. */
+  accept?: (peer: { identity: PublicIdentity; id: NodeId; address: Address }) => boolean;
+  /** Instance name. Default `noise-stream`. */
+  name?: string;
+}
+
+/** Keys of one direction, moved on by Rekey() per epoch of `rekeyAfterMessages` counters. */
+class EpochCipher {
+  private epoch = 0;
+  private previous: CipherState | undefined;
+
+  constructor(
+    private current: CipherState,
+    private readonly interval: number,
+  ) {}
+
+  /** The cipher for `counter`; undefined when the counter is older than the previous epoch. */
+  forCounter(counter: number): CipherState | undefined {
+    const epoch = Math.floor(counter / this.interval);
+    if (epoch === this.epoch) return this.current;
+    if (epoch === this.epoch - 1) return this.previous;
+    if (epoch < this.epoch) return undefined;
+    while (this.epoch < epoch) {
+      this.previous = this.current;
+      this.current = this.current.fork();
+      this.current.rekey();
+      this.epoch++;
+    }
+    return this.current;
+  }
+}
+
+interface StreamSession {
+  readonly info: SecureSession;
+  readonly send: EpochCipher;
+  readonly receive: EpochCipher;
+  readonly replay: ReplayWindow;
+  sendCounter: number;
+}
+
+interface Pending {
+  handshake: HandshakeState | undefined;
+  readonly promise: Promise<StreamSession>;
+  readonly resolve: (session: StreamSession) => void;
+  readonly reject: (error: unknown) => void;
+  readonly timer: TimerHandle;
+  readonly early: Uint8Array[];
+}
+
+const EMPTY = new Uint8Array(0);
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+}
+
+/**
+ * The Noise layer for messages and streams. Needs `sendMessage` and `sendStream` and
+ * takes the `message` and `stream` hooks of the transport below (`@deccom/tcp`); observes
+ * `connection-close` to start a fresh handshake on the next connection. Provides
+ * `sendMessage`, `sendStream` and `secureStreamSession`; offers `message` and `stream`.
+ */
+export function noiseStream(options: NoiseStreamOptions = {}) {
+  const mode = options.mode ?? 'encrypt';
+  if (mode !== 'encrypt' && mode !== 'sign-only') throw new InvalidArgumentError(`noiseStream: mode must be 'encrypt' or 'sign-only', got ${String(mode)}`);
+  const hashName = options.hash ?? 'SHA256';
+  const protocol = parseProtocolName(`Noise_XX_25519_ChaChaPoly_${hashName}`);
+  const prologue = utf8Encode(`deccom/noise/1/stream/${mode}`);
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
+  const rekeyAfterMessages = options.rekeyAfterMessages ?? 65_536;
+  if (!Number.isInteger(rekeyAfterMessages) || rekeyAfterMessages < 2 * REPLAY_WINDOW) {
+    // The receiver keeps the previous epoch's key only, so an epoch must outlast the replay window.
+    throw new InvalidArgumentError(`noiseStream: rekeyAfterMessages must be an integer >= ${2 * REPLAY_WINDOW}, got ${rekeyAfterMessages}`);
+  }
+  const maxEarly = options.maxEarlyMessages ?? 64;
+
+  return defineLayer({
+    type: 'noise-stream',
+    name: options.name,
+    needs: ['sendMessage', 'sendStream'],
+    optional: ['closeConnection'],
+    takes: ['message', 'stream'],
+    takesOptional: ['connection-close'],
+    provides: ['sendMessage', 'sendStream', 'secureStreamSession'],
+    offers: { message: 'exclusive', stream: 'exclusive', 'noise-session-open': 'event', 'noise-session-close': 'event', 'noise-handshake-error': 'event' },
+    create: (ctx) => {
+      const crypto = options.crypto ?? defaultNoiseCrypto();
+      if (!ctx.identity.canSign || ctx.identity.kind !== 'ed25519') {
+        throw new NoiseError('IDENTITY_CANNOT_SIGN', 'noiseStream needs an Ed25519 identity that can sign; this node has a string identity');
+      }
+      const staticKeyPair: DhKeyPair = crypto.dh('25519').generateKeyPair();
+      const identityProof = createIdentityProof(ctx.identity, staticKeyPair.publicKey);
+      const sessions = new Map<string, StreamSession>();
+      const pending = new Map<string, Pending>();
+      const counters = ctx.counters;
+      const hot = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 };
+      counters.attach(() => ({ 'messages-in': hot.messagesIn, 'messages-out': hot.messagesOut, 'bytes-in': hot.bytesIn, 'bytes-out': hot.bytesOut }));
+      let running = false;
+
+      const failHandshake = (id: NodeId, address: Address | undefined, error: NoiseError, reason: string): void => {
+        counters.add(`handshakes-failed.${reason}`);
+        if (address && ctx.observed('noise-handshake-error')) ctx.emit('noise-handshake-error', address, error);
+        ctx.logger.debug('noise-stream: handshake failed', { peer: id.short, error: error.message });
+      };
+
+      const withKind = (kind: number, body: Uint8Array): Uint8Array => {
+        const out = new Uint8Array(1 + body.length);
+        out[0] = kind;
+        out.set(body, 1);
+        return out;
+      };
+
+      const sendRaw = (to: NodeId, bytes: Uint8Array): void => {
+        ctx.below.sendMessage(to, bytes).catch((error: unknown) => {
+          counters.add('send-errors');
+          const entry = pending.get(to.hex);
+          if (entry && entry.handshake) {
+            pending.delete(to.hex);
+            ctx.clock.clearTimeout(entry.timer);
+            entry.reject(error);
+          }
+        });
+      };
+
+      const newPending = (id: NodeId): Pending => {
+        let resolve!: (session: StreamSession) => void;
+        let reject!: (error: unknown) => void;
+        const promise = new Promise<StreamSession>((res, rej) => {
+          resolve = res;
+          reject = rej;
+        });
+        promise.catch(() => undefined);
+        const timer = ctx.clock.setTimeout(() => {
+          if (pending.get(id.hex) !== entry) return;
+          pending.delete(id.hex);
+          const error = new NoiseError('HANDSHAKE_TIMEOUT', `no stream handshake with ${id.short} within ${handshakeTimeoutMs} ms`);
+          failHandshake(id, undefined, error, 'timeout');
+          reject(error);
+        }, handshakeTimeoutMs);
+        const entry: Pending = { handshake: undefined, promise, resolve, reject, timer, early: [] };
+        pending.set(id.hex, entry);
+        return entry;
+      };
+
+      const establish = (id: NodeId, address: Address, handshake: HandshakeState, identity: PublicIdentity, initiator: boolean): StreamSession => {
+        const keys = handshake.split();
+        const info: SecureSession = {
+          address,
+          remoteIdentity: identity,
+          remoteId: identity.id,
+          remoteStaticKey: handshake.remoteStaticKey!,
+          handshakeHash: handshake.handshakeHash,
+          initiator,
+          establishedAt: ctx.clock.now(),
+        };
+        const session: StreamSession = {
+          info,
+          send: new EpochCipher(keys.send!, rekeyAfterMessages),
+          receive: new EpochCipher(keys.receive!, rekeyAfterMessages),
+          replay: new ReplayWindow(),
+          sendCounter: 0,
+        };
+        const old = sessions.get(id.hex);
+        sessions.set(id.hex, session);
+        if (old && ctx.observed('noise-session-close')) ctx.emit('noise-session-close', old.info, 'replaced');
+        counters.add('handshakes-completed');
+        counters.set('sessions', sessions.size);
+        if (ctx.observed('noise-session-open')) ctx.emit('noise-session-open', info);
+        const entry = pending.get(id.hex);
+        if (entry) {
+          pending.delete(id.hex);
+          ctx.clock.clearTimeout(entry.timer);
+          entry.resolve(session);
+          for (const early of entry.early) openSealed(session, early, id, address);
+        }
+        return session;
+      };
+
+      const authenticate = (id: NodeId, address: Address, payload: Uint8Array, handshake: HandshakeState): PublicIdentity | undefined => {
+        try {
+          // The id the transport's introduction claimed must be the one the handshake proves.
+          const identity = verifyIdentityProof(payload, handshake.remoteStaticKey!, id);
+          if (options.accept && !options.accept({ identity, id: identity.id, address })) {
+            throw new NoiseError('HANDSHAKE_REJECTED', `the local policy refused ${identity.id.short}`);
+          }
+          return identity;
+        } catch (error) {
+          if (!(error instanceof NoiseError)) throw error;
+          failHandshake(id, address, error, error.code === 'IDENTITY_MISMATCH' ? 'identity-mismatch' : error.code === 'HANDSHAKE_REJECTED' ? 'rejected' : 'bad-identity');
+          const entry = pending.get(id.hex);
+          if (entry) {
+            pending.delete(id.hex);
+            ctx.clock.clearTimeout(entry.timer);
+            entry.reject(error);
+          }
+          ctx.below.closeConnection?.(id).catch(() => undefined);
+          return undefined;
+        }
+      };
+
+      const ensureSession = (id: NodeId): Promise<StreamSession> => {
+        if (!running) return Promise.reject(new StateError('NOT_STARTED', 'noiseStream: the layer is not running'));
+        const session = sessions.get(id.hex);
+        if (session) return Promise.resolve(session);
+        const existing = pending.get(id.hex);
+        if (existing) return existing.promise;
+        const entry = newPending(id);
+        const handshake = new HandshakeState({ protocol, initiator: true, prologue, staticKeyPair, crypto });
+        entry.handshake = handshake;
+        counters.add('handshakes-initiated');
+        sendRaw(id, withKind(STREAM_MESSAGE.handshake1, handshake.writeMessage(EMPTY)));
+        return entry.promise;
+      };
+
+      // --- sealing --------------------------------------------------------------------
+
+      /** Sealed bytes of `plaintext` at `counter` with associated data `ad`, written at `out[offset]`. */
+      const sealInto = (session: StreamSession, counter: number, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): void => {
+        const cipher = session.send.forCounter(counter)!;
+        if (mode === 'encrypt') {
+          out.set(cipher.encryptAt(counter, ad, plaintext), offset);
+        } else {
+          out.set(plaintext, offset);
+          const authenticated = new Uint8Array(ad.length + plaintext.length);
+          authenticated.set(ad);
+          authenticated.set(plaintext, ad.length);
+          out.set(cipher.encryptAt(counter, authenticated, EMPTY), offset + plaintext.length);
+        }
+      };
+
+      /** The plaintext of `sealed`, or undefined when it does not authenticate. */
+      const open = (session: StreamSession, counter: number, ad: Uint8Array, sealed: Uint8Array): Uint8Array | undefined => {
+        const cipher = session.receive.forCounter(counter);
+        if (!cipher || sealed.length < TAG_LENGTH) return undefined;
+        if (mode === 'encrypt') return cipher.decryptAt(counter, ad, sealed);
+        const body = sealed.subarray(0, sealed.length - TAG_LENGTH);
+        const authenticated = new Uint8Array(ad.length + body.length);
+        authenticated.set(ad);
+        authenticated.set(body, ad.length);
+        return cipher.decryptAt(counter, authenticated, sealed.subarray(body.length)) === undefined ? undefined : body;
+      };
+
+      const SEALED_AD = Uint8Array.of(STREAM_MESSAGE.sealed);
+
+      const openSealed = (session: StreamSession, message: Uint8Array, from: NodeId, address: Address): void => {
+        if (message.length < SEALED_HEADER_LENGTH + TAG_LENGTH) {
+          counters.drop('truncated');
+          return;
+        }
+        const view = new DataView(message.buffer, message.byteOffset, message.byteLength);
+        const high = view.getUint32(1);
+        if (high > 0x1fffff) {
+          counters.drop('malformed');
+          return;
+        }
+        const counter = high * 0x1_0000_0000 + view.getUint32(5);
+        const verdict = session.replay.check(counter);
+        if (verdict !== 'ok') {
+          counters.drop(verdict);
+          return;
+        }
+        const plain = open(session, counter, SEALED_AD, message.subarray(SEALED_HEADER_LENGTH));
+        if (plain === undefined) {
+          counters.drop('tampered');
+          return;
+        }
+        session.replay.accept(counter);
+        hot.messagesIn++;
+        hot.bytesIn += plain.length;
+        const slot = ctx.slots.message;
+        if (slot) slot(plain, from, address);
+        else counters.drop('no-receiver');
+      };
+
+      // --- receive -----------------------------------------------------------------------
+
+      const onMessage = (data: Uint8Array, from: NodeId, address: Address): void => {
+        try {
+          if (data.length === 0) {
+            counters.drop('truncated');
+            return;
+          }
+          const kind = data[0]!;
+          const body = data.subarray(1);
+          switch (kind) {
+            case STREAM_MESSAGE.sealed: {
+              const session = sessions.get(from.hex);
+              if (session) {
+                openSealed(session, data, from, address);
+                return;
+              }
+              const entry = pending.get(from.hex);
+              if (entry && entry.early.length < maxEarly) entry.early.push(data.slice());
+              else counters.drop('no-session');
+              return;
+            }
+            case STREAM_MESSAGE.handshake1: {
+              if (!running) return;
+              const entry = pending.get(from.hex);
+              if (entry?.handshake?.initiator && entry.handshake.messagesDone === 1) {
+                // Both sides dialled at once: the first message with the smaller ephemeral key wins.
+                const ours = entry.handshake.localEphemeralKey!;
+                counters.add('simultaneous-open');
+                if (body.length >= 32 && compareBytes(ours, body.subarray(0, 32)) < 0) return;
+              }
+              const handshake = new HandshakeState({ protocol, initiator: false, prologue, staticKeyPair, crypto });
+              handshake.readMessage(body);
+              const reply = handshake.writeMessage(identityProof);
+              // A new handshake replaces whatever state we had with this peer (it may have restarted).
+              if (sessions.delete(from.hex)) counters.set('sessions', sessions.size);
+              const target = entry ?? newPending(from);
+              target.handshake = handshake;
+              counters.add('handshakes-answered');
+              sendRaw(from, withKind(STREAM_MESSAGE.handshake2, reply));
+              return;
+            }
+            case STREAM_MESSAGE.handshake2: {
+              const entry = pending.get(from.hex);
+              const handshake = entry?.handshake;
+              if (!entry || !handshake?.initiator || handshake.messagesDone !== 1) {
+                counters.drop('unexpected-handshake');
+                return;
+              }
+              const payload = handshake.readMessage(body);
+              const identity = authenticate(from, address, payload, handshake);
+              if (!identity) return;
+              sendRaw(from, withKind(STREAM_MESSAGE.handshake3, handshake.writeMessage(identityProof)));
+              establish(from, address, handshake, identity, true);
+              return;
+            }
+            case STREAM_MESSAGE.handshake3: {
+              const entry = pending.get(from.hex);
+              const handshake = entry?.handshake;
+              if (!entry || !handshake || handshake.initiator || handshake.messagesDone !== 2) {
+                counters.drop('unexpected-handshake');
+                return;
+              }
+              const payload = handshake.readMessage(body);
+              const identity = authenticate(from, address, payload, handshake);
+              if (!identity) return;
+              establish(from, address, handshake, identity, false);
+              return;
+            }
+            default:
+              counters.drop('unknown-type');
+          }
+        } catch (error) {
+          counters.drop(error instanceof NoiseError ? 'handshake-decrypt' : 'error');
+          if (!(error instanceof NoiseError)) ctx.logger.warn('noise-stream: receive failed', { error });
+        }
+      };
+
+      /** Decrypts one incoming stream; throws NoiseError when it is tampered with or cut short. */
+      async function* openStream(source: AsyncIterable<Uint8Array>, from: NodeId): AsyncGenerator<Uint8Array> {
+        const chunks: Uint8Array[] = [];
+        let buffered = 0;
+        const take = (n: number): Uint8Array => {
+          const out = new Uint8Array(n);
+          let filled = 0;
+          while (filled < n) {
+            const head = chunks[0]!;
+            const need = n - filled;
+            if (head.length <= need) {
+              out.set(head, filled);
+              filled += head.length;
+              chunks.shift();
+            } else {
+              out.set(head.subarray(0, need), filled);
+              chunks[0] = head.subarray(need);
+              filled += need;
+            }
+          }
+          buffered -= n;
+          return out;
+        };
+        const peek32 = (): number => {
+          const bytes = chunks[0]!.length >= 4 ? chunks[0]!.subarray(0, 4) : take4Copy();
+          return new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0);
+        };
+        const take4Copy = (): Uint8Array => {
+          const out = new Uint8Array(4);
+          let filled = 0;
+          for (const chunk of chunks) {
+            const n = Math.min(4 - filled, chunk.length);
+            out.set(chunk.subarray(0, n), filled);
+            filled += n;
+            if (filled === 4) break;
+          }
+          return out;
+        };
+        let session: StreamSession | undefined = sessions.get(from.hex);
+        let ad: Uint8Array | undefined;
+        let lastCounter = -1;
+        let ended = false;
+        const fail = (reason: string, message: string): never => {
+          counters.drop(reason);
+          throw new NoiseError('DECRYPT_FAILED', `noise-stream from ${from.short}: ${message}`);
+        };
+        for await (const chunk of source) {
+          if (chunk.length === 0) continue;
+          chunks.push(chunk);
+          buffered += chunk.length;
+          for (;;) {
+            if (ad === undefined) {
+              if (buffered < STREAM_HEADER_LENGTH) break;
+              const header = take(STREAM_HEADER_LENGTH);
+              if (header[0] !== STREAM_MAGIC) fail('malformed', 'not a noise stream');
+              // Each frame's associated data: the stream id then the frame flags.
+              ad = new Uint8Array(STREAM_HEADER_LENGTH + 1);
+              ad.set(header);
+              session ??= sessions.get(from.hex) ?? (await pending.get(from.hex)?.promise.catch(() => undefined));
+              if (!session) fail('no-session', 'no session');
+              continue;
+            }
+            if (buffered < 4) break;
+            const length = peek32();
+            if (length < 1 + 8 + TAG_LENGTH || length > 1 + 8 + STREAM_FRAME_PLAINTEXT + TAG_LENGTH) fail('malformed', `frame length ${length}`);
+            if (buffered < 4 + length) break;
+            const frame = take(4 + length);
+            if (ended) fail('trailing-bytes', 'data after the end frame');
+            const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+            const flags = frame[4]!;
+            const high = view.getUint32(5);
+            if (high > 0x1fffff || (flags & ~FLAG_END) !== 0) fail('malformed', 'bad frame header');
+            const counter = high * 0x1_0000_0000 + view.getUint32(9);
+            if (counter <= lastCounter) fail('replayed', 'frames out of order');
+            if (session!.replay.check(counter) !== 'ok') fail('replayed', 'frame replayed');
+            ad[STREAM_HEADER_LENGTH] = flags;
+            const plain = open(session!, counter, ad, frame.subarray(STREAM_FRAME_HEADER_LENGTH));
+            if (plain === undefined) fail('tampered', 'frame authentication failed');
+            session!.replay.accept(counter);
+            lastCounter = counter;
+            if (flags & FLAG_END) {
+              ended = true;
+              continue;
+            }
+            hot.bytesIn += plain!.length;
+            if (plain!.length > 0) yield plain!;
+          }
+        }
+        if (!ended) fail('truncated', 'the stream ended without its end frame');
+        counters.add('streams-in');
+      }
+
+      const onStream = (source: AsyncIterable<Uint8Array>, from: NodeId, address: Address): void => {
+        const slot = ctx.slots.stream;
+        const decrypted = openStream(source, from);
+        if (slot) {
+          slot(decrypted, from, address);
+          return;
+        }
+        counters.drop('no-receiver');
+        void (async () => {
+          try {
+            for await (const chunk of decrypted) void chunk;
+          } catch {
+            // Counted by openStream.
+          }
+        })();
+      };
+
+      // --- send ---------------------------------------------------------------------------
+
+      const sendMessage = async (to: NodeId, data: Uint8Array, sendOptions?: SendOptions): Promise<void> => {
+        const session = await ensureSession(to);
+        const counter = session.sendCounter++;
+        const out = new Uint8Array(SEALED_HEADER_LENGTH + data.length + TAG_LENGTH);
+        out[0] = STREAM_MESSAGE.sealed;
+        const view = new DataView(out.buffer);
+        view.setUint32(1, Math.floor(counter / 0x1_0000_0000));
+        view.setUint32(5, counter >>> 0);
+        sealInto(session, counter, SEALED_AD, data, out, SEALED_HEADER_LENGTH);
+        hot.messagesOut++;
+        hot.bytesOut += data.length;
+        await ctx.below.sendMessage(to, out, sendOptions);
+      };
+
+      async function* sealStream(session: StreamSession, source: ByteSource): AsyncGenerator<Uint8Array> {
+        const ad = new Uint8Array(STREAM_HEADER_LENGTH + 1);
+        ad[0] = STREAM_MAGIC;
+        ad.set(ctx.random.bytes(8), 1);
+        yield ad.slice(0, STREAM_HEADER_LENGTH);
+        const frame = (payload: Uint8Array, flags: number): Uint8Array => {
+          const counter = session.sendCounter++;
+          const length = 1 + 8 + payload.length + TAG_LENGTH;
+          const out = new Uint8Array(4 + length);
+          const view = new DataView(out.buffer);
+          view.setUint32(0, length);
+          out[4] = flags;
+          view.setUint32(5, Math.floor(counter / 0x1_0000_0000));
+          view.setUint32(9, counter >>> 0);
+          ad[STREAM_HEADER_LENGTH] = flags;
+          sealInto(session, counter, ad, payload, out, STREAM_FRAME_HEADER_LENGTH);
+          return out;
+        };
+        for await (const chunk of source as AsyncIterable<Uint8Array>) {
+          for (let offset = 0; offset < chunk.length; offset += STREAM_FRAME_PLAINTEXT) {
+            const piece = chunk.subarray(offset, Math.min(chunk.length, offset + STREAM_FRAME_PLAINTEXT));
+            hot.bytesOut += piece.length;
+            yield frame(piece, 0);
+          }
+        }
+        yield frame(EMPTY, FLAG_END);
+        counters.add('streams-out');
+      }
+
+      const sendStream = async (to: NodeId, source: ByteSource, sendOptions?: SendOptions): Promise<void> => {
+        const session = await ensureSession(to);
+        await ctx.below.sendStream(to, sealStream(session, source), sendOptions);
+      };
+
+      return {
+        provides: {
+          sendMessage,
+          sendStream,
+          secureStreamSession: async (id: NodeId) => (await ensureSession(id)).info,
+        },
+        takes: {
+          message: onMessage,
+          stream: onStream,
+          'connection-close': (id: NodeId) => {
+            const session = sessions.get(id.hex);
+            if (session) {
+              sessions.delete(id.hex);
+              counters.set('sessions', sessions.size);
+              if (ctx.observed('noise-session-close')) ctx.emit('noise-session-close', session.info, 'connection closed');
+            }
+          },
+        },
+        start: () => {
+          running = true;
+        },
+        stop: () => {
+          running = false;
+          const stopped = new StateError('STOPPED', 'the noise-stream layer stopped');
+          for (const entry of pending.values()) {
+            ctx.clock.clearTimeout(entry.timer);
+            entry.reject(stopped);
+          }
+          pending.clear();
+          for (const session of sessions.values()) if (ctx.observed('noise-session-close')) ctx.emit('noise-session-close', session.info, 'stopped');
+          sessions.clear();
+          counters.set('sessions', 0);
+        },
+        status: () => ({ mode, sessions: sessions.size, pending: pending.size }),
+      };
+    },
+  });
+}

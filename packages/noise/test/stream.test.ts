@@ -1,0 +1,256 @@
+/**
+ * noiseStream(): the handshake and sealing logic over an in-process message/stream
+ * transport (fast, and lets the tests tamper with traffic), then over real @deccom/tcp
+ * sockets on loopback.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createNode, defineLayer, Identity, NodeId, type Address, type PeerRecord } from '@deccom/core';
+import { tcp } from '@deccom/tcp';
+import { NoiseError, noiseStream, STREAM_MESSAGE, type NoiseStreamOptions } from '../src/index.js';
+import { Pipe } from './stream-harness.js';
+
+const stops: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const stop of stops.splice(0)) await stop();
+});
+
+const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+const decode = (b: Uint8Array): string => new TextDecoder().decode(b);
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+async function waitFor(predicate: () => boolean, maxMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + maxMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) return false;
+    await sleep(2);
+  }
+  return true;
+}
+
+function pipeNode(pipe: Pipe, options: NoiseStreamOptions = {}, identity = Identity.generate()) {
+  const node = createNode({ identity, layers: [pipe.layer(), noiseStream(options)] });
+  const messages: string[] = [];
+  const streams: { data: Uint8Array[]; error?: unknown; done: boolean }[] = [];
+  node.handle('message', (data) => messages.push(decode(data)));
+  node.handle('stream', (source) => {
+    const entry: { data: Uint8Array[]; error?: unknown; done: boolean } = { data: [], done: false };
+    streams.push(entry);
+    void (async () => {
+      try {
+        for await (const chunk of source) entry.data.push(chunk.slice());
+      } catch (error) {
+        entry.error = error;
+      }
+      entry.done = true;
+    })();
+  });
+  stops.push(() => node.stop());
+  return { node, messages, streams };
+}
+
+const counter = (node: { counters(): Record<string, Record<string, number>> }, name: string): number => node.counters()['noise-stream']?.[name] ?? 0;
+const joined = (parts: Uint8Array[]): Buffer => Buffer.concat(parts.map((p) => Buffer.from(p)));
+
+describe('noiseStream() over an in-process transport', () => {
+  it('handshakes on first use, seals messages and streams, binds the claimed id', async () => {
+    const pipe = new Pipe();
+    const a = pipeNode(pipe);
+    const b = pipeNode(pipe);
+    await a.node.start();
+    await b.node.start();
+    let seen = '';
+    pipe.onMessage = (data) => {
+      seen += Buffer.from(data).toString('latin1');
+      return data;
+    };
+    await a.node.sendMessage(b.node.id, text('secret message'));
+    await waitFor(() => b.messages.length === 1);
+    expect(b.messages).toEqual(['secret message']);
+    expect(seen.includes('secret message')).toBe(false);
+    const session = await a.node.secureStreamSession(b.node.id);
+    expect(session.remoteId.equals(b.node.id)).toBe(true);
+    const big = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
+    await a.node.sendStream(b.node.id, [big.subarray(0, 100_000), big.subarray(100_000)]);
+    await waitFor(() => b.streams[0]?.done === true);
+    expect(b.streams[0]!.error).toBeUndefined();
+    expect(joined(b.streams[0]!.data).equals(Buffer.from(big))).toBe(true);
+    await b.node.sendMessage(a.node.id, text('reply'));
+    await waitFor(() => a.messages.length === 1);
+    expect(counter(a.node, 'handshakes-completed')).toBe(1);
+  });
+
+  it('simultaneous first sends from both sides give one session', async () => {
+    for (let i = 0; i < 5; i++) {
+      const pipe = new Pipe();
+      const a = pipeNode(pipe);
+      const b = pipeNode(pipe);
+      await a.node.start();
+      await b.node.start();
+      await Promise.all([a.node.sendMessage(b.node.id, text('a')), b.node.sendMessage(a.node.id, text('b'))]);
+      await waitFor(() => a.messages.length === 1 && b.messages.length === 1);
+      const [sa, sb] = await Promise.all([a.node.secureStreamSession(b.node.id), b.node.secureStreamSession(a.node.id)]);
+      expect(Buffer.from(sa.handshakeHash).equals(Buffer.from(sb.handshakeHash))).toBe(true);
+      await a.node.stop();
+      await b.node.stop();
+    }
+  });
+
+  it('a forged introduction (claimed id != proven identity) fails with IDENTITY_MISMATCH', async () => {
+    const pipe = new Pipe();
+    const a = pipeNode(pipe);
+    const b = pipeNode(pipe);
+    await a.node.start();
+    await b.node.start();
+    const victim = NodeId.ofString('victim');
+    // B's transport claims to be the victim; A routes replies to the victim too, so we
+    // point the victim's endpoint at B.
+    pipe.claim = (from) => (from.equals(b.node.id) ? victim : from);
+    pipe.endpoints.set(victim.hex, pipe.endpoints.get(b.node.id.hex)!);
+    const events: string[] = [];
+    a.node.on('noise-handshake-error', (_address, error) => events.push(error.code));
+    await b.node.sendMessage(a.node.id, text('hi')).catch(() => undefined);
+    expect(await waitFor(() => counter(a.node, 'handshakes-failed.identity-mismatch') === 1)).toBe(true);
+    expect(events).toEqual(['IDENTITY_MISMATCH']);
+    await sleep(20);
+    expect(a.messages).toEqual([]);
+  });
+
+  it('tampered, replayed and truncated messages and streams are refused and counted', async () => {
+    const pipe = new Pipe();
+    const a = pipeNode(pipe);
+    const b = pipeNode(pipe);
+    await a.node.start();
+    await b.node.start();
+    await a.node.sendMessage(b.node.id, text('first'));
+    await waitFor(() => b.messages.length === 1);
+    let captured: Uint8Array | undefined;
+    pipe.onMessage = (data) => {
+      if (data[0] === STREAM_MESSAGE.sealed) captured = data.slice();
+      const out = data.slice();
+      out[out.length - 1]! ^= 1;
+      return out;
+    };
+    await a.node.sendMessage(b.node.id, text('tampered'));
+    await waitFor(() => counter(b.node, 'dropped.tampered') === 1);
+    pipe.onMessage = undefined;
+    // Replay the genuine bytes twice: accepted once (it was never delivered), then refused.
+    const deliver = (bytes: Uint8Array): void => pipe.endpoints.get(b.node.id.hex)!.message(bytes, a.node.id, { host: '127.0.0.1', port: 1 });
+    deliver(captured!);
+    deliver(captured!);
+    expect(b.messages).toEqual(['first', 'tampered']);
+    expect(counter(b.node, 'dropped.replayed')).toBe(1);
+    deliver(captured!.subarray(0, 12));
+    expect(counter(b.node, 'dropped.truncated')).toBe(1);
+
+    // Streams: cut before the end frame, a flipped byte, two chunks swapped.
+    const chunks = [text('one'), text('two'), text('three')];
+    pipe.onStream = (parts) => parts.slice(0, -1);
+    await a.node.sendStream(b.node.id, chunks);
+    pipe.onStream = (parts) => parts.map((p, i) => (i === 2 ? p.map((x, j) => (j === p.length - 1 ? x ^ 1 : x)) : p));
+    await a.node.sendStream(b.node.id, chunks);
+    pipe.onStream = (parts) => [parts[0]!, parts[2]!, parts[1]!, ...parts.slice(3)];
+    await a.node.sendStream(b.node.id, chunks);
+    pipe.onStream = undefined;
+    await a.node.sendStream(b.node.id, chunks);
+    await waitFor(() => b.streams.length === 4 && b.streams.every((s) => s.done));
+    expect(b.streams.map((s) => (s.error as NoiseError | undefined)?.code)).toEqual(['DECRYPT_FAILED', 'DECRYPT_FAILED', 'DECRYPT_FAILED', undefined]);
+    expect(decode(joined(b.streams[3]!.data))).toBe('onetwothree');
+    expect(counter(b.node, 'dropped.truncated')).toBe(2);
+    expect(counter(b.node, 'dropped.tampered')).toBe(2);
+    expect(counter(b.node, 'dropped.replayed')).toBe(2);
+  });
+
+  it('rekeys (Noise Rekey) every rekeyAfterMessages frames without losing data', async () => {
+    const pipe = new Pipe();
+    const a = pipeNode(pipe, { rekeyAfterMessages: 8_128 });
+    const b = pipeNode(pipe, { rekeyAfterMessages: 8_128 });
+    await a.node.start();
+    await b.node.start();
+    const chunks = Array.from({ length: 20_000 }, (_, i) => text(`${i},`));
+    await a.node.sendStream(b.node.id, chunks);
+    await waitFor(() => b.streams[0]?.done === true, 30_000);
+    expect(b.streams[0]!.error).toBeUndefined();
+    expect(decode(joined(b.streams[0]!.data))).toBe(chunks.map(decode).join(''));
+    await a.node.sendMessage(b.node.id, text('after two rekeys'));
+    await waitFor(() => b.messages.length === 1);
+    expect(b.messages).toEqual(['after two rekeys']);
+    expect(() => noiseStream({ rekeyAfterMessages: 100 })).toThrow(/rekeyAfterMessages/);
+  });
+
+  it('a closed connection ends the session; the next send handshakes again', async () => {
+    const pipe = new Pipe();
+    const a = pipeNode(pipe);
+    const b = pipeNode(pipe);
+    await a.node.start();
+    await b.node.start();
+    await a.node.sendMessage(b.node.id, text('1'));
+    await waitFor(() => b.messages.length === 1);
+    await a.node.closeConnection(b.node.id);
+    await sleep(10);
+    await a.node.sendMessage(b.node.id, text('2'));
+    await waitFor(() => b.messages.length === 2);
+    expect(counter(a.node, 'handshakes-completed')).toBe(2);
+  });
+});
+
+/** The smallest discovery for tcp: a shared address book. */
+function book() {
+  const records = new Map<string, PeerRecord>();
+  let port = 41_000;
+  const layer = () => {
+    const address: Address = { host: '127.0.0.1', port: port++ };
+    return defineLayer({
+      type: 'book',
+      provides: ['localAddress', 'getPeer'],
+      create: () => ({ provides: { localAddress: () => address, getPeer: (id: NodeId) => records.get(id.hex) } }),
+    });
+  };
+  return { records, layer };
+}
+
+describe('noiseStream() over @deccom/tcp on 127.0.0.1', () => {
+  it('messages and a 32 MiB stream, encrypted end to end', { timeout: 120_000 }, async () => {
+    const directory = book();
+    const make = () => {
+      const node = createNode({ layers: [directory.layer(), tcp({ host: '127.0.0.1' }), noiseStream()] });
+      stops.push(() => node.stop());
+      return node;
+    };
+    const a = make();
+    const b = make();
+    await a.start();
+    await b.start();
+    directory.records.set(a.id.hex, a.localPeer());
+    directory.records.set(b.id.hex, b.localPeer());
+    const messages: string[] = [];
+    let received = 0;
+    let streamDone = false;
+    let streamError: unknown;
+    b.handle('message', (data, from) => messages.push(`${from.short}:${decode(data)}`));
+    b.handle('stream', (source) => {
+      void (async () => {
+        try {
+          for await (const chunk of source) received += chunk.length;
+        } catch (error) {
+          streamError = error;
+        }
+        streamDone = true;
+      })();
+    });
+    await a.sendMessage(b.id, text('over tcp'));
+    expect(await waitFor(() => messages.length === 1)).toBe(true);
+    expect(messages).toEqual([`${a.id.short}:over tcp`]);
+    const chunk = new Uint8Array(1 << 20);
+    const total = 32;
+    await a.sendStream(
+      b.id,
+      (function* () {
+        for (let i = 0; i < total; i++) yield chunk;
+      })(),
+    );
+    expect(await waitFor(() => streamDone, 60_000)).toBe(true);
+    expect(streamError).toBeUndefined();
+    expect(received).toBe(total * chunk.length);
+    const session = await a.secureStreamSession(b.id);
+    expect(session.remoteId.equals(b.id)).toBe(true);
+  });
+});
