@@ -20,7 +20,7 @@ console.log('DecCom demo: three nodes on 127.0.0.1\n');
 const alice = createNode({ identity: Identity.generate(), layers: [udp({ host: '127.0.0.1' })] });
 const bob = createNode({
   identity: Identity.generate(),
-  layers: [udp({ host: '127.0.0.1' }), faulty({ seed: 7, outgoing: { loss: 0.3 } }), delay({ latencyMs: 40 })],
+  layers: [udp({ host: '127.0.0.1' }), faulty({ seed: 5, outgoing: { loss: 0.3 } }), delay({ latencyMs: 40 })],
 });
 const carol = createNode({ identity: Identity.fromString('carol'), layers: [udp({ host: '127.0.0.1' }), delay({ latencyMs: 15, bandwidthBytesPerSecond: 100_000 })] });
 
