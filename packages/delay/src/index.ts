@@ -29,6 +29,7 @@
 import {
   addressKey,
   defineLayer,
+  type Capabilities,
   InvalidArgumentError,
   type Address,
   type ByteSource,
@@ -369,24 +370,166 @@ async function* throughLink(
   }
 }
 
-/**
- * Delays whole messages and streams of the message transport below (e.g. `@deccom/tcp`).
- * Needs `sendMessage`, `sendStream`; optional `getPeer` (who the other node is, for
- * `profile`); takes `message` and `stream` when the transport offers them. Provides
- * `sendMessage`, `sendStream`; offers `message`, `stream`.
- *
- * A message arrives `latency + size / bandwidth` after it was sent, transmitted after
- * whatever was sent to the same node before (messages and streams share the link). A
- * stream's chunks are paced to the bandwidth and each arrives `latency` after its
- * transmission, with backpressure preserved.
- */
-export function streamDelay(options: StreamDelayOptions = {}) {
+/** The parts of a layer context the stream delay uses (the same in both modes). */
+interface StreamDelayContext {
+  readonly clock: ScopedClock;
+  readonly counters: { add(name: string, amount?: number): void; drop(reason: string): void };
+  readonly logger: { warn(message: string, fields?: Record<string, unknown>): void; error(message: string, fields?: Record<string, unknown>): void };
+  readonly signal: AbortSignal;
+  localPeer(): PeerRecord;
+  readonly below: Pick<Capabilities, 'sendMessage' | 'sendStream'> & Partial<Pick<Capabilities, 'getPeer'>>;
+  readonly slots: { readonly message?: HookHandler<'message'>; readonly stream?: HookHandler<'stream'> };
+}
+
+interface StreamDelayConfig {
+  readonly fixed: LinkProfile;
+  readonly profile: ((ends: MessageLinkEnds) => LinkProfile) | undefined;
+  readonly zero: boolean;
+  readonly maxBuffered: number;
+  readonly mode: 'send' | 'receive';
+}
+
+function checkStreamDelayOptions(options: StreamDelayOptions): StreamDelayConfig {
   const fixed = checkProfile({ latencyMs: options.latencyMs ?? 0, bandwidthBytesPerSecond: options.bandwidthBytesPerSecond }, 'streamDelay');
   const mode = options.mode ?? 'send';
   if (mode !== 'send' && mode !== 'receive') throw new InvalidArgumentError(`streamDelay: mode must be 'send' or 'receive', got '${String(mode)}'`);
   const maxBuffered = options.maxBufferedChunks ?? 64;
   if (!Number.isInteger(maxBuffered) || maxBuffered < 1) throw new InvalidArgumentError(`streamDelay: maxBufferedChunks must be an integer >= 1, got ${String(maxBuffered)}`);
   const zero = options.profile === undefined && fixed.latencyMs === 0 && !limited(fixed);
+  return { fixed, profile: options.profile, zero, maxBuffered, mode };
+}
+
+/** The running stream delay, for either mode. */
+function buildStreamDelay(ctx: StreamDelayContext, config: StreamDelayConfig) {
+  const { fixed, zero, maxBuffered } = config;
+  const links = new Links(ctx.clock);
+  const runLater = deferredRunner(ctx);
+  const profileFor = (id: NodeId): LinkProfile => {
+    const profile = config.profile;
+    if (profile === undefined) return fixed;
+    return checkProfile(
+      profile({
+        get self() {
+          return ctx.localPeer();
+        },
+        id,
+        get peer() {
+          return ctx.below.getPeer?.(id);
+        },
+      }),
+      'streamDelay profile',
+    );
+  };
+  const signalOf = (sendOptions: SendOptions | undefined): AbortSignal =>
+    sendOptions?.signal !== undefined ? AbortSignal.any([sendOptions.signal, ctx.signal]) : ctx.signal;
+  const profileOrDrop = (from: NodeId): LinkProfile | undefined => {
+    try {
+      return profileFor(from);
+    } catch (error) {
+      // A receive path never throws: a broken profile drops, loudly.
+      ctx.counters.drop('profile-error');
+      ctx.logger.error('streamDelay profile failed', { error: (error as Error).message });
+      return undefined;
+    }
+  };
+
+  const deliverMessage = (data: Uint8Array, from: NodeId, address: Address): void => {
+    const slot = ctx.slots.message;
+    if (slot !== undefined) slot(data, from, address);
+    else ctx.counters.drop('no-receiver');
+  };
+  const deliverStream = (source: AsyncIterable<Uint8Array>, from: NodeId, address: Address): void => {
+    const slot = ctx.slots.stream;
+    if (slot !== undefined) {
+      slot(source, from, address);
+      return;
+    }
+    // Nobody above takes streams. The transport already accepted this one (it saw this
+    // layer as the taker), so it cannot be refused any more: stop reading it, which
+    // cancels it for the sender.
+    ctx.counters.drop('no-receiver');
+    void (async () => {
+      try {
+        await source[Symbol.asyncIterator]().return?.();
+      } catch {
+        // Nothing waits for it.
+      }
+    })();
+  };
+
+  const takes: { message: HookHandler<'message'>; stream: HookHandler<'stream'> } = zero
+    ? { message: deliverMessage, stream: deliverStream }
+    : {
+        message: (data, from, address) => {
+          const profile = profileOrDrop(from);
+          if (profile === undefined) return;
+          const wait = links.arrival(from.hex, data.byteLength, profile) - ctx.clock.now();
+          if (wait <= 0) {
+            deliverMessage(data, from, address);
+            return;
+          }
+          ctx.counters.add('delayed-messages');
+          ctx.clock.setTimeout(() => runLater('a delayed message', () => deliverMessage(data, from, address)), wait);
+        },
+        stream: (source, from, address) => {
+          // No taker above: cancel the transport's stream itself, not a wrapper never read.
+          if (ctx.slots.stream === undefined) {
+            deliverStream(source, from, address);
+            return;
+          }
+          const profile = profileOrDrop(from);
+          if (profile === undefined) {
+            deliverStream(source, from, address);
+            return;
+          }
+          ctx.counters.add('delayed-streams');
+          deliverStream(throughLink(source, { clock: ctx.clock, links, key: from.hex, profile, signal: ctx.signal, maxBuffered }), from, address);
+        },
+      };
+
+  const provides: Pick<Capabilities, 'sendMessage' | 'sendStream'> = zero
+    ? { sendMessage: ctx.below.sendMessage, sendStream: ctx.below.sendStream }
+    : {
+        sendMessage: async (to: NodeId, data: Uint8Array, sendOptions?: SendOptions) => {
+          const arrival = links.arrival(to.hex, data.byteLength, profileFor(to));
+          if (arrival > ctx.clock.now()) {
+            ctx.counters.add('delayed-messages');
+            await sleepUntil(ctx.clock, arrival, signalOf(sendOptions));
+          }
+          await ctx.below.sendMessage(to, data, sendOptions);
+        },
+        sendStream: async (to: NodeId, source: ByteSource, sendOptions?: SendOptions) => {
+          const profile = profileFor(to);
+          ctx.counters.add('delayed-streams');
+          await ctx.below.sendStream(to, throughLink(source, { clock: ctx.clock, links, key: to.hex, profile, signal: signalOf(sendOptions), maxBuffered }), sendOptions);
+        },
+      };
+
+  return {
+    provides,
+    takes,
+    stop: () => links.clear(),
+    status: () => ({ mode: config.mode, latencyMs: fixed.latencyMs, bandwidthBytesPerSecond: fixed.bandwidthBytesPerSecond, profile: config.profile !== undefined, links: links.size }),
+  };
+}
+
+function sendStreamDelay(options: StreamDelayOptions) {
+  const config = checkStreamDelayOptions(options);
+  return defineLayer({
+    type: 'stream-delay',
+    name: options.name ?? 'stream-delay',
+    needs: ['sendMessage', 'sendStream'],
+    optional: ['getPeer'],
+    provides: ['sendMessage', 'sendStream'],
+    create: (ctx) => {
+      const built = buildStreamDelay(ctx, config);
+      return { provides: built.provides, stop: built.stop, status: built.status };
+    },
+  });
+}
+
+function receiveStreamDelay(options: StreamDelayOptions) {
+  const config = checkStreamDelayOptions(options);
   return defineLayer({
     type: 'stream-delay',
     name: options.name ?? 'stream-delay',
@@ -396,108 +539,37 @@ export function streamDelay(options: StreamDelayOptions = {}) {
     provides: ['sendMessage', 'sendStream'],
     offers: { message: 'exclusive', stream: 'exclusive' },
     create: (ctx) => {
-      const links = new Links(ctx.clock);
-      const runLater = deferredRunner(ctx);
-      const profileFor = (id: NodeId): LinkProfile => {
-        const profile = options.profile;
-        if (profile === undefined) return fixed;
-        return checkProfile(
-          profile({
-            get self() {
-              return ctx.localPeer();
-            },
-            id,
-            get peer() {
-              return ctx.below.getPeer?.(id);
-            },
-          }),
-          'streamDelay profile',
-        );
-      };
-      const signalOf = (sendOptions: SendOptions | undefined): AbortSignal =>
-        sendOptions?.signal !== undefined ? AbortSignal.any([sendOptions.signal, ctx.signal]) : ctx.signal;
-
-      const deliverMessage = (data: Uint8Array, from: NodeId, address: Address): void => {
-        const slot = ctx.slots.message;
-        if (slot !== undefined) slot(data, from, address);
-        else ctx.counters.drop('no-receiver');
-      };
-      const deliverStream = (source: AsyncIterable<Uint8Array>, from: NodeId, address: Address): void => {
-        const slot = ctx.slots.stream;
-        if (slot !== undefined) {
-          slot(source, from, address);
-          return;
-        }
-        // Nobody above reads streams: drain it so the connection is not stalled by backpressure.
-        ctx.counters.drop('no-receiver');
-        void (async () => {
-          try {
-            for await (const chunk of source) void chunk;
-          } catch {
-            // The stream failed; nothing waits for it.
-          }
-        })();
-      };
-
-      const takes: { message: HookHandler<'message'>; stream: HookHandler<'stream'> } =
-        zero || mode === 'send'
-          ? { message: deliverMessage, stream: deliverStream }
-          : {
-              message: (data, from, address) => {
-                let profile: LinkProfile;
-                try {
-                  profile = profileFor(from);
-                } catch (error) {
-                  ctx.counters.drop('profile-error');
-                  ctx.logger.error('streamDelay profile failed', { error: (error as Error).message });
-                  return;
-                }
-                const wait = links.arrival(from.hex, data.byteLength, profile) - ctx.clock.now();
-                if (wait <= 0) {
-                  deliverMessage(data, from, address);
-                  return;
-                }
-                ctx.counters.add('delayed-messages');
-                ctx.clock.setTimeout(() => runLater('a delayed message', () => deliverMessage(data, from, address)), wait);
-              },
-              stream: (source, from, address) => {
-                let profile: LinkProfile;
-                try {
-                  profile = profileFor(from);
-                } catch (error) {
-                  ctx.counters.drop('profile-error');
-                  ctx.logger.error('streamDelay profile failed', { error: (error as Error).message });
-                  deliverStream(source, from, address);
-                  return;
-                }
-                ctx.counters.add('delayed-streams');
-                deliverStream(throughLink(source, { clock: ctx.clock, links, key: from.hex, profile, signal: ctx.signal, maxBuffered }), from, address);
-              },
-            };
-
-      return {
-        stop: () => links.clear(),
-        status: () => ({ mode, latencyMs: fixed.latencyMs, bandwidthBytesPerSecond: fixed.bandwidthBytesPerSecond, profile: options.profile !== undefined, links: links.size }),
-        takes,
-        provides:
-          zero || mode === 'receive'
-            ? { sendMessage: ctx.below.sendMessage, sendStream: ctx.below.sendStream }
-            : {
-                sendMessage: async (to: NodeId, data: Uint8Array, sendOptions?: SendOptions) => {
-                  const arrival = links.arrival(to.hex, data.byteLength, profileFor(to));
-                  if (arrival > ctx.clock.now()) {
-                    ctx.counters.add('delayed-messages');
-                    await sleepUntil(ctx.clock, arrival, signalOf(sendOptions));
-                  }
-                  await ctx.below.sendMessage(to, data, sendOptions);
-                },
-                sendStream: async (to: NodeId, source: ByteSource, sendOptions?: SendOptions) => {
-                  const profile = profileFor(to);
-                  ctx.counters.add('delayed-streams');
-                  await ctx.below.sendStream(to, throughLink(source, { clock: ctx.clock, links, key: to.hex, profile, signal: signalOf(sendOptions), maxBuffered }), sendOptions);
-                },
-              },
-      };
+      const built = buildStreamDelay(ctx, { ...config, zero: true });
+      const incoming = buildStreamDelay(ctx, config);
+      return { provides: built.provides, takes: incoming.takes, stop: incoming.stop, status: incoming.status };
     },
   });
+}
+
+/** The stream delay layer that delays what this node sends. */
+export type SendStreamDelayLayer = ReturnType<typeof sendStreamDelay>;
+/** The stream delay layer that delays what this node receives. */
+export type ReceiveStreamDelayLayer = ReturnType<typeof receiveStreamDelay>;
+
+/**
+ * Delays whole messages and streams of the message transport below (e.g. `@deccom/tcp`).
+ * Needs `sendMessage`, `sendStream`; optional `getPeer` (who the other node is, for
+ * `profile`). Provides `sendMessage`, `sendStream`.
+ *
+ * A message arrives `latency + size / bandwidth` after it was sent, transmitted after
+ * whatever was sent to the same node before (messages and streams share the link). A
+ * stream's chunks are paced to the bandwidth and each arrives `latency` after its
+ * transmission, with backpressure preserved.
+ *
+ * In send mode (default) incoming traffic does not pass through this layer at all: the
+ * transport's `message` and `stream` hooks reach the layers above directly, so a stream
+ * nobody takes is still refused by the transport. In receive mode the layer takes those
+ * hooks (when the transport offers them) and offers them again, delayed; sends go
+ * straight down.
+ */
+export function streamDelay(options?: StreamDelayOptions & { mode?: 'send' }): SendStreamDelayLayer;
+export function streamDelay(options: StreamDelayOptions & { mode: 'receive' }): ReceiveStreamDelayLayer;
+export function streamDelay(options: StreamDelayOptions): SendStreamDelayLayer | ReceiveStreamDelayLayer;
+export function streamDelay(options: StreamDelayOptions = {}): SendStreamDelayLayer | ReceiveStreamDelayLayer {
+  return options.mode === 'receive' ? receiveStreamDelay(options) : sendStreamDelay(options);
 }

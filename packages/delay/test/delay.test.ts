@@ -381,6 +381,43 @@ describe('streamDelay (messages and streams)', () => {
     await plain.stop();
   });
 
+  it('leaves incoming traffic to the transport in send mode, so a stream nobody takes is still refused there', async () => {
+    const clock = new VirtualClock();
+    const { transport, slots } = fakeMessageTransport(clock);
+    const node = createNode({ clock, layers: [transport, streamDelay({ latencyMs: 20 })] });
+    await node.start();
+    // The transport sees no taker (as tcp does before refusing with STREAM_REFUSED).
+    expect(slots.stream).toBeUndefined();
+    expect(slots.message).toBeUndefined();
+    node.handle('stream', () => undefined);
+    expect(slots.stream).toBeDefined();
+    expect(node.describe().layers[1]!.offers).toEqual({});
+    expect(node.describe().bindings.filter((b) => b.from === 'stream-delay' && b.kind !== 'call')).toEqual([]);
+    await node.stop();
+  });
+
+  it('cancels an incoming stream nobody above takes in receive mode', async () => {
+    const clock = new VirtualClock();
+    const { transport, other, slots } = fakeMessageTransport(clock);
+    const node = createNode({ clock, layers: [transport, streamDelay({ latencyMs: 20, mode: 'receive' })] });
+    await node.start();
+    let closed = false;
+    const source = (async function* () {
+      try {
+        yield new Uint8Array(1);
+        yield new Uint8Array(1);
+      } finally {
+        closed = true;
+      }
+    })();
+    void source.next(); // started, so return() runs its finally
+    slots.stream!(source, other.id, { host: '10.0.0.2', port: 2 });
+    await clock.advance(1);
+    expect(closed).toBe(true);
+    expect(node.counters()['stream-delay']!['dropped.no-receiver']).toBe(1);
+    await node.stop();
+  });
+
   it('ends waiting sends when the node stops, leaving no timer', async () => {
     const clock = new VirtualClock();
     const { transport, other } = fakeMessageTransport(clock);
