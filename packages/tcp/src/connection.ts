@@ -43,8 +43,15 @@ import {
 
 /** Messages up to this size are copied behind their header (one write, buffer reusable at once). */
 export const COPY_LIMIT_BYTES = 64 * 1024;
+/**
+ * Small frames written in one tick are copied into a shared staging buffer and handed
+ * to the socket as one write at the end of the tick: no allocation and no stream
+ * bookkeeping per message.
+ */
+const STAGE_BYTES = 64 * 1024;
+const STAGE_FRAME_LIMIT = 8 * 1024;
 /** Largest piece of a stream written at once (bounded by the peer's credit too). */
-export const STREAM_PIECE_BYTES = 256 * 1024;
+export const STREAM_PIECE_BYTES = 1024 * 1024;
 
 /** Per-connection counters kept in plain variables (the hot path). */
 export interface HotCounters {
@@ -133,7 +140,10 @@ export class Connection implements IncomingStreamHost {
   private nextStreamId = 1;
   private readonly inStreams = new Map<number, IncomingStream | null>();
   private lastIncomingId = 0;
-  private corked = false;
+  private scheduled = false;
+  private stage: Buffer = Buffer.allocUnsafe(0);
+  private stageStart = 0;
+  private stageFill = 0;
   private timer: TimerHandle | undefined;
   private closeReason: Error | undefined;
   private readonly readyPromise: Promise<void>;
@@ -196,7 +206,7 @@ export class Connection implements IncomingStreamHost {
   get pendingBytes(): number {
     let queued = 0;
     for (let i = this.waiterHead; i < this.waiters.length; i++) if (!this.waiters[i]!.done) queued += this.waiters[i]!.bytes;
-    return this.socket.writableLength + queued;
+    return this.socket.writableLength + (this.stageFill - this.stageStart) + queued;
   }
 
   get openStreams(): { incoming: number; outgoing: number } {
@@ -366,23 +376,64 @@ export class Connection implements IncomingStreamHost {
 
   // ------------------------------------------------------------------ write path
 
-  private writeRaw(bytes: Uint8Array, callback?: (error?: Error | null) => void): void {
-    if (!this.corked) {
-      // Coalesce everything written in this tick into one writev.
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
+  /** Corks the socket for the rest of this tick; the staged bytes and the cork are released at its end. */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    this.socket.cork();
+    process.nextTick(this.endOfTick);
+  }
+
+  private readonly endOfTick = (): void => {
+    this.scheduled = false;
+    this.flushStage();
+    this.socket.uncork();
+  };
+
+  private flushStage(): void {
+    if (this.stageFill === this.stageStart) return;
+    if (this.socket.writableEnded || this.socket.destroyed) {
+      this.stageStart = this.stageFill;
+      return;
     }
+    // The socket owns the written part; later frames go after it, or into a new buffer.
+    this.socket.write(this.stage.subarray(this.stageStart, this.stageFill));
+    this.stageStart = this.stageFill;
+  }
+
+  /** Room for `n` bytes in the staging buffer; returns the offset to write at. */
+  private reserve(n: number): number {
+    this.schedule();
+    if (this.stageFill + n > this.stage.length) {
+      this.flushStage();
+      this.stage = Buffer.allocUnsafe(Math.max(STAGE_BYTES, n));
+      this.stageStart = 0;
+      this.stageFill = 0;
+    }
+    const offset = this.stageFill;
+    this.stageFill += n;
+    return offset;
+  }
+
+  private writeRaw(bytes: Uint8Array, callback?: (error?: Error | null) => void): void {
+    if (this.socket.destroyed || this.socket.writableEnded) {
+      callback?.(new ConnectionError('CONNECTION_CLOSED', 'tcp: the connection is closed'));
+      return;
+    }
+    if (callback === undefined && bytes.byteLength <= STAGE_FRAME_LIMIT) {
+      const offset = this.reserve(bytes.byteLength);
+      this.stage.set(bytes, offset);
+      return;
+    }
+    this.schedule();
+    this.flushStage();
     this.socket.write(bytes, callback);
   }
 
   private canAdmit(bytes: number): boolean {
     if (this.state !== 'open' || this.sentGoaway) return false;
     const socket = this.socket;
-    return !socket.writableNeedDrain || socket.writableLength + bytes <= this.host.settings.maxPendingBytes;
+    return !socket.writableNeedDrain || socket.writableLength + (this.stageFill - this.stageStart) + bytes <= this.host.settings.maxPendingBytes;
   }
 
   /** True when a write of `bytes` would be admitted at once (nothing queued, room under the limit). */
@@ -437,6 +488,14 @@ export class Connection implements IncomingStreamHost {
     if (data.byteLength > peerMax) throw new MessageTooLargeError(data.byteLength, peerMax, 'peer');
     this.host.hot.messagesOut++;
     this.host.hot.bytesOut += FRAME_HEADER_LENGTH + data.byteLength;
+    if (data.byteLength <= STAGE_FRAME_LIMIT && !this.socket.destroyed && !this.socket.writableEnded) {
+      const offset = this.reserve(FRAME_HEADER_LENGTH + data.byteLength);
+      const stage = this.stage;
+      stage[offset] = FRAME_MESSAGE;
+      stage.writeUInt32BE(data.byteLength, offset + 1);
+      stage.set(data, offset + FRAME_HEADER_LENGTH);
+      return undefined;
+    }
     if (data.byteLength <= COPY_LIMIT_BYTES) {
       this.writeRaw(encodeMessage(data));
       return undefined;
@@ -591,7 +650,8 @@ export class Connection implements IncomingStreamHost {
   }
 
   private maybeFinish(): void {
-    if (this.sentGoaway && this.receivedGoaway && this.state === 'open') {
+    if (this.sentGoaway && this.receivedGoaway && this.state === 'open' && !this.socket.writableEnded) {
+      this.flushStage();
       this.socket.end();
     }
   }

@@ -141,8 +141,14 @@ export function decodeHello(body: Uint8Array): Hello {
 
 /** A whole MESSAGE frame (header and a copy of `data`). */
 export function encodeMessage(data: Uint8Array): Uint8Array {
-  if (data.byteLength > MAX_U32) throw new RangeError(`message of ${data.byteLength} bytes exceeds the u32 length field`);
-  return new ByteWriter(FRAME_HEADER_LENGTH + data.byteLength).u8(FRAME_MESSAGE).u32(data.byteLength).raw(data).finish();
+  const length = data.byteLength;
+  if (length > MAX_U32) throw new RangeError(`message of ${length} bytes exceeds the u32 length field`);
+  // Pooled allocation (this is the hot path of small messages); every byte is written below.
+  const out = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + length);
+  out[0] = FRAME_MESSAGE;
+  out.writeUInt32BE(length, 1);
+  out.set(data, FRAME_HEADER_LENGTH);
+  return out;
 }
 
 /** The header in front of a chunk's data: type, length (4 + data), stream id. */
