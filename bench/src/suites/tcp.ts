@@ -24,7 +24,7 @@ import { accept, median, printTable, round, writeResults } from '../report.js';
 
 const MIB = 1024 * 1024;
 const HOST = '127.0.0.1';
-const RUNS = Math.max(3, Number(process.env['BENCH_RUNS'] ?? 3));
+const RUNS = Math.max(3, Number(process.env['BENCH_RUNS'] ?? 5));
 const BIG = Number(process.env['BENCH_TCP_BYTES'] ?? 1024 * MIB);
 const SMALL_COUNT = Number(process.env['BENCH_TCP_MESSAGES'] ?? 300_000);
 const SMALL_SIZE = 1024;

@@ -347,3 +347,32 @@ for (const host of HOSTS) {
     });
   });
 }
+
+describe('adoptTcpSocket', () => {
+  it('turns a socket connected elsewhere (e.g. a simultaneous open) into a connection like any other', async () => {
+    const host = '127.0.0.1';
+    const book = new Book();
+    const a = track(makeNode(book, host));
+    const b = track(makeNode(book, host));
+    await startIn(book, a);
+    await startIn(book, b);
+    // Stand-in for a hole-punched socket pair: neither node's listener is involved.
+    const server = createServer();
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
+    const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+    const outgoing = await rawConnect(host, (server.address() as { port: number }).port);
+    const incoming = await accepted;
+    const [idAtA, idAtB] = await Promise.all([a.adoptTcpSocket(outgoing, { expected: b.id }), b.adoptTcpSocket(incoming)]);
+    expect(idAtA.equals(b.id)).toBe(true);
+    expect(idAtB.equals(a.id)).toBe(true);
+    let got = 0;
+    b.handle('message', () => void got++);
+    await a.sendMessage(b.id, Uint8Array.of(1));
+    expect(await waitFor(() => got === 1)).toBe(true);
+    // It is the connection both use: nothing new was dialed.
+    expect(tcpCounters(a)['connections-out'] ?? 0).toBe(0);
+    expect(tcpStatus(a).connections).toBe(1);
+    expect(tcpStatus(b).connections).toBe(1);
+  });
+});

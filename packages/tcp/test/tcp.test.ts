@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { bytesEqual, type NodeId } from '@deccom/core';
+import { bytesEqual, InvalidArgumentError, type NodeId } from '@deccom/core';
 import { MessageTooLargeError } from '../src/index.js';
 import { Book, HOSTS, makeNode, pattern, startIn, waitFor, type TestNode } from './helpers.js';
 
@@ -63,3 +63,58 @@ for (const host of HOSTS) {
     });
   });
 }
+
+function activeResources(): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const kind of process.getActiveResourcesInfo()) counts[kind] = (counts[kind] ?? 0) + 1;
+  return counts;
+}
+
+describe('lifecycle', () => {
+  it('50 start / connect / send / stop cycles leave no socket, server or timer behind', async () => {
+    const book = new Book();
+    const b = makeNode(book, '127.0.0.1');
+    nodes.push(b);
+    await startIn(book, b);
+    let got = 0;
+    b.handle('message', () => void got++);
+    const a = makeNode(book, '127.0.0.1');
+    nodes.push(a);
+    await startIn(book, a);
+    await a.sendMessage(b.id, Uint8Array.of(0));
+    await a.stop();
+    await waitFor(() => got === 1);
+    const before = activeResources();
+    for (let i = 1; i <= 50; i++) {
+      await startIn(book, a);
+      await a.sendMessage(b.id, Uint8Array.of(i));
+      const streaming = a.sendStream(b.id, [pattern(1000, i)]).catch(() => undefined);
+      await a.stop();
+      await streaming;
+    }
+    expect(await waitFor(() => got === 51)).toBe(true);
+    await waitFor(() => JSON.stringify(activeResources()) === JSON.stringify(before), 5000);
+    expect(activeResources()).toEqual(before);
+  });
+
+  it('rejects calls before start and after stop with StateError', async () => {
+    const book = new Book();
+    const a = makeNode(book, '127.0.0.1');
+    const b = makeNode(book, '127.0.0.1');
+    nodes.push(a, b);
+    await expect(a.sendMessage(b.id, Uint8Array.of(1))).rejects.toMatchObject({ code: 'NOT_STARTED' });
+    await startIn(book, a);
+    await startIn(book, b);
+    await a.stop();
+    await expect(a.sendMessage(b.id, Uint8Array.of(1))).rejects.toMatchObject({ code: 'STOPPED' });
+    await expect(a.openConnection(b.id)).rejects.toMatchObject({ code: 'STOPPED' });
+    expect(a.localTcpPort()).toBeUndefined();
+  });
+
+  it('checks its options', () => {
+    expect(() => makeNode(new Book(), 'localhost')).toThrow(InvalidArgumentError);
+    expect(() => makeNode(new Book(), '127.0.0.1', { port: 70_000 })).toThrow(RangeError);
+    expect(() => makeNode(new Book(), '127.0.0.1', { maxMessageBytes: 2 ** 32 })).toThrow(RangeError);
+    expect(() => makeNode(new Book(), '127.0.0.1', { streamWindowBytes: 10 })).toThrow(RangeError);
+  });
+});
