@@ -9,19 +9,22 @@
  *
  * @example
  * ```ts
+ * import { createReadStream } from 'node:fs';
  * import { createNode } from '@deccom/core';
  * import { udp } from '@deccom/udp';
- * import { fixedPeers } from '@deccom/fixed-peers';
+ * import { kademlia } from '@deccom/kademlia';
  * import { tcp } from '@deccom/tcp';
  *
- * const node = createNode({ layers: [udp(), fixedPeers({ peers }), tcp()] });
+ * const node = createNode({
+ *   layers: [udp({ host: '127.0.0.1' }), kademlia({ bootstrap: [{ host: '127.0.0.1', port: 7000 }] }), tcp({ host: '127.0.0.1' })],
+ * });
  * await node.start();
  * node.handle('message', (data, from) => console.log(data.length, 'bytes from', from.short));
  * node.handle('stream', async (source, from) => {
  *   for await (const chunk of source) console.log('chunk of', chunk.length, 'from', from.short);
  * });
  * await node.sendMessage(otherId, new TextEncoder().encode('hello'));
- * await node.sendStream(otherId, fs.createReadStream('big.iso')); // any size, bounded memory
+ * await node.sendStream(otherId, createReadStream('big.iso')); // any size, bounded memory
  * await node.stop(); // delivers everything accepted first
  * ```
  *
