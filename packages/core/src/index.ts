@@ -34,3 +34,4 @@ export * from './layer.js';
 export * from './node.js';
 export * from './describe.js';
 export * from './pending.js';
+export * from './peer-store.js';
