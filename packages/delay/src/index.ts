@@ -26,6 +26,7 @@
  *
  * @packageDocumentation
  */
+import { setMaxListeners } from 'node:events';
 import {
   addressKey,
   defineLayer,
@@ -38,6 +39,7 @@ import {
   type PeerRecord,
   type ScopedClock,
   type SendOptions,
+  type TimerHandle,
 } from '@deccom/core';
 
 /** Link properties a profile returns. */
@@ -281,37 +283,41 @@ export interface StreamDelayOptions {
   /** Delay what this node sends (default) or what it receives. */
   mode?: 'send' | 'receive';
   /**
-   * Most chunks of one stream transmitted over the modelled link but not yet taken by the
-   * consumer (the layer below when sending, the application when receiving). Bounds the
-   * memory a slow consumer can make the layer hold. Default 64.
+   * Most bytes of one stream "in flight" on the modelled link: transmitted but not yet
+   * taken by the consumer (the transport when sending, the application when receiving).
+   * The layer holds at most the link's bandwidth x latency, capped by this, plus the
+   * chunk in hand; it is what a sender can produce ahead of a reader that does not read,
+   * on top of the transport's own window. Default 256 KiB.
    */
-  maxBufferedChunks?: number;
+  maxBufferedBytes?: number;
   /** Instance name. Default `stream-delay`. */
   name?: string;
 }
 
-/** Resolves at absolute time `at` on `clock` (at once if it is past), or rejects when `signal` aborts. */
-function sleepUntil(clock: ScopedClock, at: number, signal: AbortSignal): Promise<void> {
-  const wait = at - clock.now();
-  if (wait <= 0) return signal.aborted ? Promise.reject(signal.reason) : Promise.resolve();
-  return clock.sleep(wait, signal);
-}
+/** Default cap of the bytes of one stream in flight on a modelled link. */
+export const DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024;
+
+/** Waits until absolute time `at`; rejects with the reason of `signal` if it aborts first. */
+type WaitUntil = (at: number, signal: AbortSignal | undefined) => Promise<void>;
 
 /**
  * The chunks of `source` as they come out of the modelled link: each chunk is
  * transmitted when the link is free (taking size / bandwidth, shared with everything
  * else sent over the same link) and comes out `latency` after its transmission ended.
- * Transmission runs ahead of the consumer by at most `maxBuffered` chunks, so the link
- * stays busy across the latency (as a real pipe does) while a slow consumer still slows
- * the producer down.
+ * Transmission runs ahead of the consumer by up to the link's bandwidth x latency (at
+ * most `maxBuffered` bytes), so the link stays busy across the latency as a real pipe
+ * does, while a consumer that does not read stops the producer.
  */
 async function* throughLink(
   source: ByteSource,
-  link: { clock: ScopedClock; links: Links; key: string; profile: LinkProfile; signal: AbortSignal; maxBuffered: number },
+  link: { waitUntil: WaitUntil; now: () => number; links: Links; key: string; profile: LinkProfile; signal: AbortSignal | undefined; maxBuffered: number },
 ): AsyncGenerator<Uint8Array> {
-  const { clock, links, key, profile, maxBuffered } = link;
+  const { waitUntil, links, key, profile } = link;
+  // Bytes the link holds in flight: bandwidth x latency (a pipe's capacity), capped.
+  const capacity = Math.min(link.maxBuffered, limited(profile) ? (profile.bandwidthBytesPerSecond * profile.latencyMs) / 1000 : profile.latencyMs > 0 ? Infinity : 0);
+  let readyBytes = 0;
   const stop = new AbortController();
-  const signal = AbortSignal.any([link.signal, stop.signal]);
+  const signal = link.signal !== undefined ? AbortSignal.any([link.signal, stop.signal]) : stop.signal;
   const ready: { chunk: Uint8Array; at: number }[] = [];
   let finished = false;
   let failure: { error: unknown } | undefined;
@@ -327,11 +333,12 @@ async function* throughLink(
   const producer = (async () => {
     try {
       for await (const chunk of source) {
-        while (ready.length >= maxBuffered && !signal.aborted) await new Promise<void>((resolve) => (wakeProducer = resolve));
+        while (ready.length > 0 && readyBytes >= capacity && !signal.aborted) await new Promise<void>((resolve) => (wakeProducer = resolve));
         if (signal.aborted) throw signal.reason;
-        const sentAt = limited(profile) ? links.transmit(key, chunk.byteLength, profile.bandwidthBytesPerSecond) : clock.now();
-        await sleepUntil(clock, sentAt, signal);
+        const sentAt = limited(profile) ? links.transmit(key, chunk.byteLength, profile.bandwidthBytesPerSecond) : link.now();
+        await waitUntil(sentAt, signal);
         ready.push({ chunk, at: sentAt + profile.latencyMs });
+        readyBytes += chunk.byteLength;
         wake('consumer');
       }
     } catch (error) {
@@ -350,8 +357,9 @@ async function* throughLink(
     for (;;) {
       const next = ready.shift();
       if (next !== undefined) {
+        readyBytes -= next.chunk.byteLength;
         wake('producer');
-        await sleepUntil(clock, next.at, link.signal);
+        await waitUntil(next.at, link.signal);
         yield next.chunk;
         continue;
       }
@@ -368,6 +376,13 @@ async function* throughLink(
     wake('producer');
     void producer;
   }
+}
+
+/** Every waiting send listens on the flush signal: thousands may wait at once, legitimately. */
+function newFlush(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
 }
 
 /** The parts of a layer context the stream delay uses (the same in both modes). */
@@ -393,8 +408,8 @@ function checkStreamDelayOptions(options: StreamDelayOptions): StreamDelayConfig
   const fixed = checkProfile({ latencyMs: options.latencyMs ?? 0, bandwidthBytesPerSecond: options.bandwidthBytesPerSecond }, 'streamDelay');
   const mode = options.mode ?? 'send';
   if (mode !== 'send' && mode !== 'receive') throw new InvalidArgumentError(`streamDelay: mode must be 'send' or 'receive', got '${String(mode)}'`);
-  const maxBuffered = options.maxBufferedChunks ?? 64;
-  if (!Number.isInteger(maxBuffered) || maxBuffered < 1) throw new InvalidArgumentError(`streamDelay: maxBufferedChunks must be an integer >= 1, got ${String(maxBuffered)}`);
+  const maxBuffered = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+  if (!Number.isInteger(maxBuffered) || maxBuffered < 0) throw new InvalidArgumentError(`streamDelay: maxBufferedBytes must be an integer >= 0, got ${String(maxBuffered)}`);
   const zero = options.profile === undefined && fixed.latencyMs === 0 && !limited(fixed);
   return { fixed, profile: options.profile, zero, maxBuffered, mode };
 }
@@ -403,6 +418,24 @@ function checkStreamDelayOptions(options: StreamDelayOptions): StreamDelayConfig
 function buildStreamDelay(ctx: StreamDelayContext, config: StreamDelayConfig) {
   const { fixed, zero, maxBuffered } = config;
   const links = new Links(ctx.clock);
+  /**
+   * Aborted when the layer stops: whatever still waits out its delay goes on at once
+   * (sends are handed to the transport, which delivers what it accepted on its own
+   * graceful stop), so stopping a node loses no message to this layer.
+   */
+  let flush = newFlush();
+  const waitUntil: WaitUntil = async (at, signal) => {
+    const wait = at - ctx.clock.now();
+    if (wait > 0 && !flush.signal.aborted) {
+      try {
+        await ctx.clock.sleep(wait, signal !== undefined ? AbortSignal.any([flush.signal, signal]) : flush.signal);
+      } catch (error) {
+        if (signal?.aborted !== true) return; // flushed
+        throw error;
+      }
+    }
+    if (signal?.aborted === true) throw signal.reason;
+  };
   const runLater = deferredRunner(ctx);
   const profileFor = (id: NodeId): LinkProfile => {
     const profile = config.profile;
@@ -420,8 +453,6 @@ function buildStreamDelay(ctx: StreamDelayContext, config: StreamDelayConfig) {
       'streamDelay profile',
     );
   };
-  const signalOf = (sendOptions: SendOptions | undefined): AbortSignal =>
-    sendOptions?.signal !== undefined ? AbortSignal.any([sendOptions.signal, ctx.signal]) : ctx.signal;
   const profileOrDrop = (from: NodeId): LinkProfile | undefined => {
     try {
       return profileFor(from);
@@ -457,19 +488,51 @@ function buildStreamDelay(ctx: StreamDelayContext, config: StreamDelayConfig) {
     })();
   };
 
+  /**
+   * Received messages waiting out their delay, per source, in arrival order: one timer
+   * per source hands them up strictly in the order they came (separate timers could fire
+   * out of order on the real clock when arrival times are close).
+   */
+  const inbound = new Map<string, { items: { data: Uint8Array; from: NodeId; address: Address; at: number }[]; timer: TimerHandle | undefined }>();
+  const drainInbound = (key: string): void => {
+    const queue = inbound.get(key);
+    if (queue === undefined) return;
+    queue.timer = undefined;
+    const now = ctx.clock.now();
+    while (queue.items.length > 0 && queue.items[0]!.at <= now) {
+      const item = queue.items.shift()!;
+      runLater('a delayed message', () => deliverMessage(item.data, item.from, item.address));
+    }
+    if (queue.items.length > 0) queue.timer = ctx.clock.setTimeout(() => drainInbound(key), queue.items[0]!.at - now);
+    else inbound.delete(key);
+  };
+
+  /**
+   * Per destination, settled once the previous message to it was handed to the
+   * transport: messages go down in the order they were sent, whatever the timers do.
+   */
+  const handedDown = new Map<string, Promise<void>>();
+
   const takes: { message: HookHandler<'message'>; stream: HookHandler<'stream'> } = zero
     ? { message: deliverMessage, stream: deliverStream }
     : {
         message: (data, from, address) => {
           const profile = profileOrDrop(from);
           if (profile === undefined) return;
-          const wait = links.arrival(from.hex, data.byteLength, profile) - ctx.clock.now();
-          if (wait <= 0) {
+          const key = from.hex;
+          const at = links.arrival(key, data.byteLength, profile);
+          let queue = inbound.get(key);
+          if (queue === undefined && at <= ctx.clock.now()) {
             deliverMessage(data, from, address);
             return;
           }
           ctx.counters.add('delayed-messages');
-          ctx.clock.setTimeout(() => runLater('a delayed message', () => deliverMessage(data, from, address)), wait);
+          if (queue === undefined) {
+            queue = { items: [], timer: undefined };
+            inbound.set(key, queue);
+          }
+          queue.items.push({ data, from, address, at });
+          if (queue.timer === undefined) queue.timer = ctx.clock.setTimeout(() => drainInbound(key), at - ctx.clock.now());
         },
         stream: (source, from, address) => {
           // No taker above: cancel the transport's stream itself, not a wrapper never read.
@@ -483,7 +546,7 @@ function buildStreamDelay(ctx: StreamDelayContext, config: StreamDelayConfig) {
             return;
           }
           ctx.counters.add('delayed-streams');
-          deliverStream(throughLink(source, { clock: ctx.clock, links, key: from.hex, profile, signal: ctx.signal, maxBuffered }), from, address);
+          deliverStream(throughLink(source, { waitUntil, now: () => ctx.clock.now(), links, key: from.hex, profile, signal: undefined, maxBuffered }), from, address);
         },
       };
 
@@ -491,24 +554,56 @@ function buildStreamDelay(ctx: StreamDelayContext, config: StreamDelayConfig) {
     ? { sendMessage: ctx.below.sendMessage, sendStream: ctx.below.sendStream }
     : {
         sendMessage: async (to: NodeId, data: Uint8Array, sendOptions?: SendOptions) => {
-          const arrival = links.arrival(to.hex, data.byteLength, profileFor(to));
-          if (arrival > ctx.clock.now()) {
-            ctx.counters.add('delayed-messages');
-            await sleepUntil(ctx.clock, arrival, signalOf(sendOptions));
+          const key = to.hex;
+          const arrival = links.arrival(key, data.byteLength, profileFor(to));
+          const previous = handedDown.get(key);
+          let done!: () => void;
+          const mine = new Promise<void>((resolve) => (done = resolve));
+          handedDown.set(key, mine);
+          try {
+            const signal = sendOptions?.signal;
+            if (arrival > ctx.clock.now() && !flush.signal.aborted) ctx.counters.add('delayed-messages');
+            await waitUntil(arrival, signal);
+            if (previous !== undefined) await previous; // settles, never rejects
+            if (signal?.aborted === true) throw signal.reason;
+            const sending = ctx.below.sendMessage(to, data, sendOptions);
+            done();
+            await sending;
+          } finally {
+            done();
+            if (handedDown.get(key) === mine) handedDown.delete(key);
           }
-          await ctx.below.sendMessage(to, data, sendOptions);
         },
         sendStream: async (to: NodeId, source: ByteSource, sendOptions?: SendOptions) => {
           const profile = profileFor(to);
           ctx.counters.add('delayed-streams');
-          await ctx.below.sendStream(to, throughLink(source, { clock: ctx.clock, links, key: to.hex, profile, signal: signalOf(sendOptions), maxBuffered }), sendOptions);
+          await ctx.below.sendStream(
+            to,
+            throughLink(source, { waitUntil, now: () => ctx.clock.now(), links, key: to.hex, profile, signal: sendOptions?.signal, maxBuffered }),
+            sendOptions,
+          );
         },
       };
 
   return {
     provides,
     takes,
-    stop: () => links.clear(),
+    start: () => {
+      flush = newFlush();
+    },
+    stop: async () => {
+      flush.abort();
+      // Received messages still waiting go up now, in order.
+      for (const key of [...inbound.keys()]) {
+        const queue = inbound.get(key)!;
+        if (queue.timer !== undefined) ctx.clock.clearTimeout(queue.timer);
+        for (const item of queue.items) runLater('a delayed message', () => deliverMessage(item.data, item.from, item.address));
+        inbound.delete(key);
+      }
+      // Waiting sends are handed down before the transport below stops.
+      await Promise.all([...handedDown.values()]);
+      links.clear();
+    },
     status: () => ({ mode: config.mode, latencyMs: fixed.latencyMs, bandwidthBytesPerSecond: fixed.bandwidthBytesPerSecond, profile: config.profile !== undefined, links: links.size }),
   };
 }
@@ -523,7 +618,7 @@ function sendStreamDelay(options: StreamDelayOptions) {
     provides: ['sendMessage', 'sendStream'],
     create: (ctx) => {
       const built = buildStreamDelay(ctx, config);
-      return { provides: built.provides, stop: built.stop, status: built.status };
+      return { provides: built.provides, start: built.start, stop: built.stop, status: built.status };
     },
   });
 }
@@ -541,7 +636,7 @@ function receiveStreamDelay(options: StreamDelayOptions) {
     create: (ctx) => {
       const built = buildStreamDelay(ctx, { ...config, zero: true });
       const incoming = buildStreamDelay(ctx, config);
-      return { provides: built.provides, takes: incoming.takes, stop: incoming.stop, status: incoming.status };
+      return { provides: built.provides, takes: incoming.takes, start: incoming.start, stop: incoming.stop, status: incoming.status };
     },
   });
 }

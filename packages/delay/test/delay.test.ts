@@ -218,7 +218,7 @@ describe('delay (datagrams)', () => {
     expect(() => delay({ bandwidthBytesPerSecond: 0 })).toThrow(/must be > 0/);
     // @ts-expect-error not a mode
     expect(() => delay({ mode: 'sideways' })).toThrow(/mode/);
-    expect(() => streamDelay({ maxBufferedChunks: 0 })).toThrow(/maxBufferedChunks/);
+    expect(() => streamDelay({ maxBufferedBytes: -1 })).toThrow(/maxBufferedBytes/);
   });
 });
 
@@ -322,26 +322,59 @@ describe('streamDelay (messages and streams)', () => {
     await node.stop();
   });
 
-  it('keeps backpressure: a slow consumer holds the producer within maxBufferedChunks', async () => {
-    const clock = new VirtualClock();
-    const { log, transport, other } = fakeMessageTransport(clock, { chunkCostMs: 1000 });
-    const node = createNode({ clock, layers: [transport, streamDelay({ latencyMs: 10, maxBufferedChunks: 4 })] });
+  it('keeps backpressure: the producer runs ahead of a slow consumer by at most bandwidth x latency (capped)', async () => {
+    const run = async (options: { latencyMs: number; bandwidthBytesPerSecond?: number; maxBufferedBytes?: number }) => {
+      const clock = new VirtualClock();
+      const { log, transport, other } = fakeMessageTransport(clock, { chunkCostMs: 1000 });
+      const node = createNode({ clock, layers: [transport, streamDelay(options)] });
+      await node.start();
+      let pulled = 0;
+      let maxAhead = 0;
+      const source = (function* () {
+        for (let i = 0; i < 40; i++) {
+          pulled++;
+          maxAhead = Math.max(maxAhead, pulled - log.length);
+          yield new Uint8Array(100);
+        }
+      })();
+      const sending = node.sendStream(other.id, source);
+      await clock.advance(10_500);
+      const consumedEarly = log.length;
+      await clock.advance(60_000);
+      await sending;
+      expect(log).toHaveLength(40);
+      await node.stop();
+      return { consumedEarly, maxAhead };
+    };
+    // 10 chunks consumed in 10.5 s at 1 s each. Link capacity 1000 B/s x 0.5 s = 500 B:
+    // five chunks in flight, plus one in the consumer's hands and one in the producer's.
+    expect(await run({ latencyMs: 500, bandwidthBytesPerSecond: 1000 })).toEqual({ consumedEarly: 10, maxAhead: 7 });
+    // The cap bounds it: 200 B = two chunks in flight.
+    expect(await run({ latencyMs: 500, bandwidthBytesPerSecond: 1000, maxBufferedBytes: 200 })).toEqual({ consumedEarly: 10, maxAhead: 4 });
+    // No latency, no pipe: one chunk in the consumer's hands, one in the producer's.
+    expect((await run({ latencyMs: 0, bandwidthBytesPerSecond: 1e6 })).maxAhead).toBe(2);
+  });
+
+  it('hands messages to one node down in the order they were sent, on the real clock too', async () => {
+    const log: number[] = [];
+    const other = Identity.fromString('other');
+    const transport = defineLayer({
+      type: 'fake-messages',
+      provides: ['sendMessage', 'sendStream', 'localAddress'],
+      create: () => ({
+        provides: {
+          sendMessage: async (_to: NodeId, data: Uint8Array) => void log.push(data.length),
+          sendStream: async () => undefined,
+          localAddress: (): Address => ({ host: '127.0.0.1', port: 1 }),
+        },
+      }),
+    });
+    const node = createNode({ layers: [transport, streamDelay({ latencyMs: 3, bandwidthBytesPerSecond: 50e6 })] });
     await node.start();
-    let pulled = 0;
-    const source = (function* () {
-      for (let i = 0; i < 50; i++) {
-        pulled++;
-        yield new Uint8Array(10);
-      }
-    })();
-    const sending = node.sendStream(other.id, source);
-    await clock.advance(5_500);
-    // Six chunks consumed in 5.5 s at 1 s each; the producer ran at most 4 (+1 in hand) ahead.
-    expect(log).toHaveLength(6);
-    expect(pulled).toBeLessThanOrEqual(6 + 4 + 1);
-    await clock.advance(60_000);
-    await sending;
-    expect(log).toHaveLength(50);
+    // Sizes that make arrival times land within a millisecond of each other.
+    const sizes = Array.from({ length: 200 }, (_, i) => (i * 7919) % 40_000);
+    await Promise.all(sizes.map((size) => node.sendMessage(other.id, new Uint8Array(size))));
+    expect(log).toEqual(sizes);
     await node.stop();
   });
 
@@ -418,17 +451,34 @@ describe('streamDelay (messages and streams)', () => {
     await node.stop();
   });
 
-  it('ends waiting sends when the node stops, leaving no timer', async () => {
+  it('hands waiting sends down at once when the node stops, in order, so stopping loses no message', async () => {
     const clock = new VirtualClock();
-    const { transport, other } = fakeMessageTransport(clock);
+    const { log, transport, other } = fakeMessageTransport(clock);
     const node = createNode({ clock, layers: [transport, streamDelay({ latencyMs: 10_000, bandwidthBytesPerSecond: 100 })] });
     await node.start();
-    const message = node.sendMessage(other.id, Uint8Array.of(1));
+    const messages = [node.sendMessage(other.id, Uint8Array.of(1)), node.sendMessage(other.id, Uint8Array.of(1, 2))];
     const stream = node.sendStream(other.id, [new Uint8Array(10), new Uint8Array(10)]);
     await clock.advance(1);
+    expect(log).toEqual([]);
     await node.stop();
-    await expect(message).rejects.toMatchObject({ code: 'STOPPED' });
-    await expect(stream).rejects.toMatchObject({ code: 'STOPPED' });
+    await Promise.all(messages);
+    await stream;
+    expect(log.map(({ at, bytes, kind }) => `${kind}:${bytes}@${at}`)).toEqual(['message:1@1', 'message:2@1', 'chunk:10@1', 'chunk:10@1']);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('delivers received messages still waiting when the node stops, in order', async () => {
+    const clock = new VirtualClock();
+    const { transport, other, slots } = fakeMessageTransport(clock);
+    const node = createNode({ clock, layers: [transport, streamDelay({ latencyMs: 1000, mode: 'receive' })] });
+    await node.start();
+    const got: number[] = [];
+    node.handle('message', (data) => void got.push(data.length));
+    for (let i = 1; i <= 3; i++) slots.message!(new Uint8Array(i), other.id, { host: '10.0.0.2', port: 2 });
+    await clock.advance(10);
+    expect(got).toEqual([]);
+    await node.stop();
+    expect(got).toEqual([1, 2, 3]);
     expect(clock.pendingTimers).toBe(0);
   });
 
