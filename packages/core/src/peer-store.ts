@@ -90,24 +90,32 @@ export class PeerStore {
     return stored.peer;
   }
 
-  /** Up to `count` distinct random peers, optionally excluding one id. */
+  /** Up to `count` distinct random peers (all of them, shuffled, when `count` >= size), optionally excluding one id. */
   sample(count: number, random: Random, exclude?: NodeId): StoredPeer[] {
     this.list ??= [...this.byId.values()];
     const list = this.list;
     const n = list.length;
     if (n === 0 || count <= 0) return [];
-    const out: StoredPeer[] = [];
-    const picked = new Set<number>();
-    const want = Math.min(count, n);
-    for (let attempts = 0; out.length < want && attempts < want * 4 + 8; attempts++) {
-      const index = random.int(n);
-      if (picked.has(index)) continue;
-      picked.add(index);
-      const stored = list[index]!;
-      if (exclude && stored.peer.id.equals(exclude)) continue;
-      out.push(stored);
+    const want = Math.min(count + (exclude ? 1 : 0), n);
+    let picked: StoredPeer[];
+    if (want * 3 < n) {
+      // Few out of many: rejection sampling, no copy.
+      const indexes = new Set<number>();
+      while (indexes.size < want) indexes.add(random.int(n));
+      picked = [...indexes].map((i) => list[i]!);
+    } else {
+      // Partial Fisher-Yates on a copy: every peer can be picked, none twice.
+      const copy = list.slice();
+      for (let i = 0; i < want; i++) {
+        const j = i + random.int(n - i);
+        const tmp = copy[i]!;
+        copy[i] = copy[j]!;
+        copy[j] = tmp;
+      }
+      picked = copy.slice(0, want);
     }
-    return out;
+    const out = exclude ? picked.filter((s) => !s.peer.id.equals(exclude)) : picked;
+    return out.slice(0, count);
   }
 
   clear(): void {

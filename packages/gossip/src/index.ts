@@ -146,6 +146,13 @@ export function gossip(options: GossipOptions = {}) {
           if (direct) store.upsert(peer, ctx.clock.now());
           return;
         }
+        if (isDeparted(peer.id)) {
+          // A message the peer sent before leaving can arrive after its LEAVE: for one
+          // interval even direct contact does not bring it back.
+          if (!direct || (leftAt.get(peer.id.hex) ?? -Infinity) > ctx.clock.now() - intervalMs) return;
+          departed.delete(peer.id.hex);
+          leftAt.delete(peer.id.hex);
+        }
         const approve = ctx.slots.approve;
         if (!approve) return insert(peer);
         if (approving.has(peer.id.hex) || approving.size >= 1024) return;
@@ -165,9 +172,24 @@ export function gossip(options: GossipOptions = {}) {
           );
       };
 
+      // Recently departed peers: their records still circulate in other nodes' answers for a
+      // while, and must not bring them back. Only the peer itself, talking to us, lifts it.
+      const departed = new Map<string, number>();
+      const leftAt = new Map<string, number>();
+      const tombstoneMs = intervalMs * 30;
+      const isDeparted = (id: NodeId): boolean => {
+        const until = departed.get(id.hex);
+        if (until === undefined) return false;
+        if (until > ctx.clock.now()) return true;
+        departed.delete(id.hex);
+        return false;
+      };
+
       const drop = (id: NodeId, reason: string): void => {
         const peer = store.remove(id);
         if (!peer) return;
+        if (departed.size >= 10_000) departed.clear();
+        departed.set(id.hex, ctx.clock.now() + tombstoneMs);
         counters.add(`dropped-peers.${reason}`);
         counters.set('peers', store.size);
         ctx.emit('peer-disconnect', peer);
@@ -316,8 +338,17 @@ export function gossip(options: GossipOptions = {}) {
             // A LEAVE straight from the leaving node is believed; anything relayed is only a
             // hint: every node checks the subject itself (so nobody can evict others by lying).
             const sender = store.byAddressOf(from);
-            if (message.type === MESSAGE.leave && sender?.peer.id.equals(subject)) drop(subject, 'leave');
-            else checkSuspect(subject);
+            if (message.type === MESSAGE.leave && sender?.peer.id.equals(subject)) {
+              drop(subject, 'leave');
+              if (leftAt.size >= 10_000) leftAt.clear();
+              leftAt.set(subject.hex, ctx.clock.now());
+            }
+            else if (store.has(subject)) checkSuspect(subject);
+            else if (!departed.has(subject.hex) && departed.size < 10_000) {
+              // Not known here: keep it from arriving through answers already in flight
+              // for a few intervals (direct contact from the node lifts this).
+              departed.set(subject.hex, ctx.clock.now() + intervalMs * 3);
+            }
             if (message.hops > 1) flood(encodeNotice(message.type, message.noticeId, message.hops - 1, message.subject), from);
             break;
           }
@@ -384,6 +415,8 @@ export function gossip(options: GossipOptions = {}) {
           stopRounds?.();
           finds.clear();
           approving.clear();
+          departed.clear();
+          leftAt.clear();
           store.clear();
           seenFloods.clear();
         },
