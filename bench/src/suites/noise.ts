@@ -1,0 +1,500 @@
+/**
+ * Suite `noise`: the cost of security, measured in one process on 127.0.0.1, with the
+ * baselines in the same run (figures are medians of RUNS runs, variants interleaved).
+ *
+ * - crypto: ChaCha20-Poly1305 on 64 KiB and X25519, node:crypto path vs noble path;
+ * - handshakes per second, both sides in this process, PAIRS pairs each handshaking in
+ *   a loop, identity-proof cache off (every handshake verifies its Ed25519 signature):
+ *   the pure handshake core (no I/O); `noise()` over UDP; `noiseStream()` over
+ *   `@deccom/tcp` with a new TCP connection per handshake; `@hyperswarm/secret-stream`
+ *   over node:net with a new connection per handshake; js-libp2p (tcp + noise + yamux),
+ *   a new connection per dial;
+ * - encrypted datagrams per second through udp + noise(encrypt) vs udp + noise(plaintext);
+ * - stream throughput: BYTES through raw node:net, plain `@deccom/tcp` `sendStream`,
+ *   `noiseStream()` over it, secret-stream over node:net; LIBP2P_BYTES through libp2p.
+ */
+import { once } from 'node:events';
+import { createRequire } from 'node:module';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { createNode, defineLayer, Identity, type Address, type PeerRecord } from '@deccom/core';
+import { tcp } from '@deccom/tcp';
+import { udp } from '@deccom/udp';
+import {
+  createIdentityProof,
+  HandshakeState,
+  nobleNoiseCrypto,
+  nodeNoiseCrypto,
+  noise,
+  noiseStream,
+  setIdentityProofCacheSize,
+  verifyIdentityProof,
+  type NoiseCrypto,
+} from '@deccom/noise';
+import { accept, median, printTable, round, writeResults } from '../report.js';
+
+// libp2p 3.x calls Promise.withResolvers, which Node 20 lacks: polyfill before loading it.
+const promiseStatics = Promise as unknown as { withResolvers?: () => unknown };
+promiseStatics.withResolvers ??= () => {
+  let resolve!: (value: unknown) => void;
+  let reject!: (reason?: unknown) => void;
+  const promise = new Promise((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+};
+
+const require = createRequire(import.meta.url);
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const SecretStream = require('@hyperswarm/secret-stream') as any;
+
+const MIB = 1024 * 1024;
+const HOST = '127.0.0.1';
+const RUNS = Math.max(3, Number(process.env['BENCH_RUNS'] ?? 3));
+const BYTES = Number(process.env['BENCH_NOISE_BYTES'] ?? 1024 * MIB);
+const LIBP2P_BYTES = Number(process.env['BENCH_NOISE_LIBP2P_BYTES'] ?? 256 * MIB);
+const HANDSHAKE_MS = Number(process.env['BENCH_NOISE_HANDSHAKE_MS'] ?? 3_000);
+const PAIRS = Number(process.env['BENCH_NOISE_PAIRS'] ?? 8);
+const DATAGRAMS = Number(process.env['BENCH_NOISE_DATAGRAMS'] ?? 100_000);
+const CHUNK = randomBytes(MIB);
+
+const now = (): number => performance.now();
+const mbps = (bytes: number, ms: number): number => bytes / MIB / (ms / 1000);
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
+
+async function waitFor(predicate: () => boolean, maxMs: number): Promise<boolean> {
+  const deadline = now() + maxMs;
+  while (!predicate()) {
+    if (now() > deadline) return false;
+    await sleep(1);
+  }
+  return true;
+}
+
+/** Runs `loop` on PAIRS workers for `ms` and returns completed iterations per second. */
+async function ratePerSecond(ms: number, loop: (worker: number, running: () => boolean) => Promise<number>): Promise<number> {
+  const start = now();
+  const deadline = start + ms;
+  const counts = await Promise.all(Array.from({ length: PAIRS }, (_, worker) => loop(worker, () => now() < deadline)));
+  const elapsed = now() - start;
+  return (counts.reduce((a, b) => a + b, 0) * 1000) / elapsed;
+}
+
+// ---------------------------------------------------------------- crypto
+
+function cryptoFigures(crypto: NoiseCrypto): { aeadMBps: number; dhPerSecond: number } {
+  const aead = crypto.cipher('ChaChaPoly');
+  const key = randomBytes(32);
+  const nonce = new Uint8Array(12);
+  const message = CHUNK.subarray(0, 64 * 1024);
+  const aeadRounds = crypto.name === 'node' ? 2_000 : 100;
+  let t = now();
+  for (let i = 0; i < aeadRounds; i++) aead.seal(key, nonce, new Uint8Array(0), message);
+  const aeadMBps = mbps(aeadRounds * message.length, now() - t);
+  const dh = crypto.dh('25519');
+  const pair = dh.generateKeyPair();
+  const other = dh.generateKeyPair().publicKey;
+  const dhRounds = crypto.name === 'node' ? 2_000 : 100;
+  t = now();
+  for (let i = 0; i < dhRounds; i++) dh.dh(pair, other);
+  return { aeadMBps, dhPerSecond: (dhRounds * 1000) / (now() - t) };
+}
+
+// ---------------------------------------------------------------- handshakes
+
+/** The pure core: XX with identity proofs, both sides, no I/O. */
+function coreHandshakesPerSecond(crypto: NoiseCrypto, ms: number): number {
+  const protocol = 'Noise_XX_25519_ChaChaPoly_SHA256';
+  const nodes = Array.from({ length: 2 }, () => {
+    const identity = Identity.generate();
+    const staticKeyPair = crypto.dh('25519').generateKeyPair();
+    return { identity, staticKeyPair, proof: createIdentityProof(identity, staticKeyPair.publicKey) };
+  });
+  const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+  let count = 0;
+  const start = now();
+  while (now() - start < ms) {
+    const i = new HandshakeState({ protocol, initiator: true, staticKeyPair: a.staticKeyPair, crypto });
+    const r = new HandshakeState({ protocol, initiator: false, staticKeyPair: b.staticKeyPair, crypto });
+    r.readMessage(i.writeMessage());
+    verifyIdentityProof(i.readMessage(r.writeMessage(b.proof)), i.remoteStaticKey!, b.identity.id);
+    verifyIdentityProof(r.readMessage(i.writeMessage(a.proof)), r.remoteStaticKey!, a.identity.id);
+    i.split();
+    r.split();
+    count++;
+  }
+  return (count * 1000) / (now() - start);
+}
+
+async function udpHandshakesPerSecond(ms: number): Promise<number> {
+  const pairs = await Promise.all(
+    Array.from({ length: PAIRS }, async () => {
+      const a = createNode({ layers: [udp({ host: HOST }), noise()] });
+      const b = createNode({ layers: [udp({ host: HOST }), noise()] });
+      await a.start();
+      await b.start();
+      return { a, b };
+    }),
+  );
+  try {
+    return await ratePerSecond(ms, async (worker, running) => {
+      const { a, b } = pairs[worker]!;
+      const target = b.localAddress();
+      let n = 0;
+      while (running()) {
+        await a.secureConnect(target, { expectedId: b.id });
+        a.secureDisconnect(target);
+        n++;
+      }
+      return n;
+    });
+  } finally {
+    for (const { a, b } of pairs) {
+      await a.stop();
+      await b.stop();
+    }
+  }
+}
+
+/** The smallest discovery for tcp: a shared address book. */
+function bookLayer(records: Map<string, PeerRecord>, port: number) {
+  const address: Address = { host: HOST, port };
+  return defineLayer({
+    type: 'book',
+    provides: ['localAddress', 'getPeer'],
+    create: () => ({ provides: { localAddress: () => address, getPeer: (id) => records.get(id.hex) } }),
+  });
+}
+
+let fakePort = 30_000;
+function tcpNode(records: Map<string, PeerRecord>, secure: boolean) {
+  const base = [bookLayer(records, fakePort++), tcp({ host: HOST })] as const;
+  return secure ? createNode({ layers: [...base, noiseStream()] }) : createNode({ layers: base });
+}
+
+async function streamHandshakesPerSecond(ms: number): Promise<number> {
+  const records = new Map<string, PeerRecord>();
+  const pairs = await Promise.all(
+    Array.from({ length: PAIRS }, async () => {
+      const a = createNode({ layers: [bookLayer(records, fakePort++), tcp({ host: HOST }), noiseStream()] });
+      const b = createNode({ layers: [bookLayer(records, fakePort++), tcp({ host: HOST }), noiseStream()] });
+      await a.start();
+      await b.start();
+      records.set(a.id.hex, a.localPeer());
+      records.set(b.id.hex, b.localPeer());
+      return { a, b };
+    }),
+  );
+  try {
+    return await ratePerSecond(ms, async (worker, running) => {
+      const { a, b } = pairs[worker]!;
+      let closed = 0;
+      a.on('noise-session-close', () => closed++);
+      let n = 0;
+      while (running()) {
+        await a.secureStreamSession(b.id);
+        const before = closed;
+        await a.closeConnection(b.id);
+        // The next round must start from no session (a new connection, a new handshake).
+        await waitFor(() => closed > before, 5_000);
+        n++;
+      }
+      return n;
+    });
+  } finally {
+    for (const { a, b } of pairs) {
+      await a.stop();
+      await b.stop();
+    }
+  }
+}
+
+async function listen(onConnection: (socket: Socket) => void): Promise<{ server: Server; port: number }> {
+  const server = createServer(onConnection);
+  server.listen(0, HOST);
+  await once(server, 'listening');
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+async function secretStreamHandshakesPerSecond(ms: number): Promise<number> {
+  const serverKeys = SecretStream.keyPair();
+  const clientKeys = SecretStream.keyPair();
+  const { server, port } = await listen((socket) => {
+    socket.on('error', () => undefined);
+    const stream = new SecretStream(false, socket, { keyPair: serverKeys });
+    stream.on('error', () => undefined);
+    stream.on('close', () => undefined);
+  });
+  try {
+    return await ratePerSecond(ms, async (_worker, running) => {
+      let n = 0;
+      while (running()) {
+        const socket = connect(port, HOST);
+        socket.on('error', () => undefined);
+        const stream = new SecretStream(true, socket, { keyPair: clientKeys });
+        stream.on('error', () => undefined);
+        await once(stream, 'connect');
+        stream.destroy();
+        n++;
+      }
+      return n;
+    });
+  } finally {
+    server.close();
+  }
+}
+
+async function libp2pNode(): Promise<any> {
+  const { createLibp2p } = await import('libp2p');
+  const { tcp: libp2pTcp } = await import('@libp2p/tcp');
+  const { noise: libp2pNoise } = await import('@chainsafe/libp2p-noise');
+  const { yamux } = await import('@chainsafe/libp2p-yamux');
+  return createLibp2p({
+    addresses: { listen: [`/ip4/${HOST}/tcp/0`] },
+    transports: [libp2pTcp()],
+    connectionEncrypters: [libp2pNoise()],
+    streamMuxers: [yamux()],
+  } as any);
+}
+
+async function libp2pConnectionsPerSecond(ms: number): Promise<number> {
+  const pairs = await Promise.all(Array.from({ length: PAIRS }, async () => ({ a: await libp2pNode(), b: await libp2pNode() })));
+  try {
+    return await ratePerSecond(ms, async (worker, running) => {
+      const { a, b } = pairs[worker]!;
+      const target = b.getMultiaddrs()[0];
+      let n = 0;
+      while (running()) {
+        await a.dial(target);
+        await a.hangUp(b.peerId);
+        n++;
+      }
+      return n;
+    });
+  } finally {
+    for (const { a, b } of pairs) {
+      await a.stop();
+      await b.stop();
+    }
+  }
+}
+
+// ---------------------------------------------------------------- datagrams
+
+async function datagramRate(mode: 'encrypt' | 'plaintext'): Promise<{ perSecond: number; lost: number }> {
+  const a = createNode({ layers: [udp({ host: HOST }), noise({ mode, strict: mode !== 'plaintext' })] });
+  const b = createNode({ layers: [udp({ host: HOST }), noise({ mode, strict: mode !== 'plaintext' })] });
+  await a.start();
+  await b.start();
+  try {
+    let received = 0;
+    let last = 0;
+    b.handle('datagram', () => {
+      received++;
+      last = now();
+    });
+    const target = b.localAddress();
+    if (mode === 'encrypt') await a.secureConnect(target);
+    const payload = CHUNK.subarray(0, 512);
+    const start = now();
+    for (let sent = 0; sent < DATAGRAMS; ) {
+      for (let i = 0; i < 200 && sent < DATAGRAMS; i++, sent++) a.sendDatagram(target, payload);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await waitFor(() => received >= DATAGRAMS, 2_000);
+    return { perSecond: (received * 1000) / ((last || now()) - start), lost: DATAGRAMS - received };
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+}
+
+// ---------------------------------------------------------------- streams
+
+async function rawStream(bytes: number): Promise<number> {
+  let received = 0;
+  let done: () => void;
+  const finished = new Promise<void>((resolve) => (done = resolve));
+  const { server, port } = await listen((socket) => {
+    socket.on('data', (data: Buffer) => {
+      received += data.length;
+      if (received >= bytes) done();
+    });
+  });
+  const socket = connect(port, HOST);
+  await once(socket, 'connect');
+  const start = now();
+  for (let sent = 0; sent < bytes; sent += MIB) {
+    if (!socket.write(CHUNK)) await once(socket, 'drain');
+  }
+  await finished;
+  const ms = now() - start;
+  socket.destroy();
+  server.close();
+  return mbps(bytes, ms);
+}
+
+async function deccomStream(bytes: number, secure: boolean): Promise<number> {
+  const records = new Map<string, PeerRecord>();
+  const a = tcpNode(records, secure);
+  const b = tcpNode(records, secure);
+  await a.start();
+  await b.start();
+  records.set(a.id.hex, a.localPeer());
+  records.set(b.id.hex, b.localPeer());
+  try {
+    let received = 0;
+    let done: () => void;
+    const finished = new Promise<void>((resolve) => (done = resolve));
+    b.handle('stream', (source) => {
+      void (async () => {
+        for await (const chunk of source) received += chunk.length;
+        done();
+      })();
+    });
+    // Connection and handshake before the clock starts (both sides measure transfer only).
+    await a.sendMessage(b.id, new Uint8Array(1));
+    const start = now();
+    await a.sendStream(
+      b.id,
+      (function* () {
+        for (let sent = 0; sent < bytes; sent += MIB) yield CHUNK;
+      })(),
+    );
+    await finished;
+    const ms = now() - start;
+    if (received !== bytes) throw new Error(`deccom stream: received ${received} of ${bytes}`);
+    return mbps(bytes, ms);
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+}
+
+async function secretStreamThroughput(bytes: number): Promise<number> {
+  const keys = [SecretStream.keyPair(), SecretStream.keyPair()];
+  let received = 0;
+  let done: () => void;
+  const finished = new Promise<void>((resolve) => (done = resolve));
+  const { server, port } = await listen((socket) => {
+    socket.on('error', () => undefined);
+    const stream = new SecretStream(false, socket, { keyPair: keys[1] });
+    stream.on('data', (data: Uint8Array) => {
+      received += data.length;
+      if (received >= bytes) done();
+    });
+    stream.on('error', () => undefined);
+  });
+  const socket = connect(port, HOST);
+  const stream = new SecretStream(true, socket, { keyPair: keys[0] });
+  stream.on('error', () => undefined);
+  await once(stream, 'connect');
+  const start = now();
+  for (let sent = 0; sent < bytes; sent += MIB) {
+    if (!stream.write(CHUNK)) await once(stream, 'drain');
+  }
+  await finished;
+  const ms = now() - start;
+  stream.destroy();
+  server.close();
+  return mbps(bytes, ms);
+}
+
+async function libp2pThroughput(bytes: number): Promise<number> {
+  const a = await libp2pNode();
+  const b = await libp2pNode();
+  try {
+    let received = 0;
+    let done: () => void;
+    const finished = new Promise<void>((resolve) => (done = resolve));
+    await b.handle('/deccom-bench/1.0.0', (stream: any) => {
+      stream.addEventListener('message', (event: any) => {
+        received += event.data.byteLength;
+        if (received >= bytes) done();
+      });
+    });
+    const stream = await a.dialProtocol(b.getMultiaddrs()[0], '/deccom-bench/1.0.0');
+    const start = now();
+    for (let sent = 0; sent < bytes; sent += MIB) {
+      if (!stream.send(CHUNK)) await stream.onDrain();
+    }
+    await finished;
+    const ms = now() - start;
+    await stream.close().catch(() => undefined);
+    return mbps(bytes, ms);
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  setIdentityProofCacheSize(0);
+  const node = nodeNoiseCrypto()!;
+  const series: Record<string, number[]> = {};
+  const add = (name: string, value: number): void => {
+    (series[name] ??= []).push(value);
+    console.log(`  ${name}: ${round(value, 1)}`);
+  };
+  for (let run = 0; run < RUNS; run++) {
+    console.log(`run ${run + 1}/${RUNS}`);
+    for (const crypto of [node, nobleNoiseCrypto]) {
+      const f = cryptoFigures(crypto);
+      add(`aead-64k-MBps.${crypto.name}`, f.aeadMBps);
+      add(`x25519-per-s.${crypto.name}`, f.dhPerSecond);
+    }
+    add('handshakes-per-s.core-node', coreHandshakesPerSecond(node, 1_000));
+    add('handshakes-per-s.core-noble', coreHandshakesPerSecond(nobleNoiseCrypto, 1_000));
+    gc();
+    add('handshakes-per-s.deccom-udp', await udpHandshakesPerSecond(HANDSHAKE_MS));
+    gc();
+    add('handshakes-per-s.deccom-tcp', await streamHandshakesPerSecond(HANDSHAKE_MS));
+    gc();
+    add('handshakes-per-s.secret-stream', await secretStreamHandshakesPerSecond(HANDSHAKE_MS));
+    gc();
+    add('handshakes-per-s.libp2p', await libp2pConnectionsPerSecond(HANDSHAKE_MS));
+    gc();
+    const encrypted = await datagramRate('encrypt');
+    const plain = await datagramRate('plaintext');
+    add('datagrams-per-s.encrypt', encrypted.perSecond);
+    add('datagrams-per-s.plaintext', plain.perSecond);
+    add('datagrams-lost.encrypt', encrypted.lost);
+    add('datagrams-lost.plaintext', plain.lost);
+    gc();
+    add('stream-MBps.raw-node-net', await rawStream(BYTES));
+    gc();
+    add('stream-MBps.deccom-tcp-plain', await deccomStream(BYTES, false));
+    gc();
+    add('stream-MBps.deccom-noise', await deccomStream(BYTES, true));
+    gc();
+    add('stream-MBps.secret-stream', await secretStreamThroughput(BYTES));
+    gc();
+    add('stream-MBps.libp2p', await libp2pThroughput(LIBP2P_BYTES));
+  }
+  const figures: Record<string, number> = {};
+  for (const [name, values] of Object.entries(series)) figures[name] = round(median(values), 2);
+  printTable(
+    'noise: medians',
+    Object.entries(series).map(([name, values]) => ({ figure: name, median: round(median(values), 1), runs: values.map((v) => round(v, 1)).join(' / ') })),
+  );
+  const f = (name: string): number => figures[name]!;
+  const acceptance = [
+    accept('handshakes/s, noise() over UDP (>= 1,000)', f('handshakes-per-s.deccom-udp'), 1_000),
+    accept('handshakes/s over TCP, new connection each: deccom / secret-stream', f('handshakes-per-s.deccom-tcp') / f('handshakes-per-s.secret-stream'), 1),
+    accept('handshakes/s over TCP, new connection each: deccom / libp2p', f('handshakes-per-s.deccom-tcp') / f('handshakes-per-s.libp2p'), 5),
+    accept('handshakes/s, noise() over UDP / secret-stream', f('handshakes-per-s.deccom-udp') / f('handshakes-per-s.secret-stream'), 1),
+    accept('encrypted stream / raw node:net', f('stream-MBps.deccom-noise') / f('stream-MBps.raw-node-net'), 0.5),
+    accept('encrypted stream / libp2p', f('stream-MBps.deccom-noise') / f('stream-MBps.libp2p'), 2.5),
+    accept('encrypted stream / secret-stream', f('stream-MBps.deccom-noise') / f('stream-MBps.secret-stream'), 1),
+    accept('node:crypto / noble, ChaCha20-Poly1305 64 KiB', f('aead-64k-MBps.node') / f('aead-64k-MBps.noble'), 1),
+    accept('node:crypto / noble, X25519', f('x25519-per-s.node') / f('x25519-per-s.noble'), 1),
+  ];
+  writeResults('noise', { ...figures, runs: RUNS, bytes: BYTES, libp2pBytes: LIBP2P_BYTES, pairs: PAIRS, handshakeMs: HANDSHAKE_MS, datagrams: DATAGRAMS }, acceptance);
+}
+
+await main();
+process.exit(0);
