@@ -50,6 +50,9 @@ export const COPY_LIMIT_BYTES = 64 * 1024;
  */
 const STAGE_BYTES = 64 * 1024;
 const STAGE_FRAME_LIMIT = 8 * 1024;
+/** A quiet tick stages from Node's shared pool (allocations under 4 KiB) and keeps nothing. */
+const SMALL_STAGE_BYTES = 4095;
+const EMPTY_STAGE = Buffer.alloc(0);
 /** Largest piece of a stream written at once (bounded by the peer's credit too). */
 export const STREAM_PIECE_BYTES = 1024 * 1024;
 
@@ -141,9 +144,10 @@ export class Connection implements IncomingStreamHost {
   private readonly inStreams = new Map<number, IncomingStream | null>();
   private lastIncomingId = 0;
   private scheduled = false;
-  private stage: Buffer = Buffer.allocUnsafe(0);
+  private stage: Buffer = EMPTY_STAGE;
   private stageStart = 0;
   private stageFill = 0;
+  private tickBytes = 0;
   private timer: TimerHandle | undefined;
   private closeReason: Error | undefined;
   private readonly readyPromise: Promise<void>;
@@ -387,6 +391,13 @@ export class Connection implements IncomingStreamHost {
   private readonly endOfTick = (): void => {
     this.scheduled = false;
     this.flushStage();
+    // A busy connection keeps its staging buffer for the next tick; a quiet one lets it go.
+    if (this.tickBytes < STAGE_FRAME_LIMIT) {
+      this.stage = EMPTY_STAGE;
+      this.stageStart = 0;
+      this.stageFill = 0;
+    }
+    this.tickBytes = 0;
     this.socket.uncork();
   };
 
@@ -404,9 +415,10 @@ export class Connection implements IncomingStreamHost {
   /** Room for `n` bytes in the staging buffer; returns the offset to write at. */
   private reserve(n: number): number {
     this.schedule();
+    this.tickBytes += n;
     if (this.stageFill + n > this.stage.length) {
       this.flushStage();
-      this.stage = Buffer.allocUnsafe(Math.max(STAGE_BYTES, n));
+      this.stage = Buffer.allocUnsafe(Math.max(this.tickBytes > STAGE_FRAME_LIMIT ? STAGE_BYTES : SMALL_STAGE_BYTES, n));
       this.stageStart = 0;
       this.stageFill = 0;
     }
@@ -675,14 +687,17 @@ export class Connection implements IncomingStreamHost {
     this.state = 'closed';
     this.clearTimer();
     const reason = graceful ? undefined : (this.closeReason ?? new ConnectionError(wasOpen ? 'CONNECTION_CLOSED' : 'CONNECT_FAILED', 'tcp: the peer closed the connection'));
-    this.settleReady(reason ?? new ConnectionError('CONNECTION_CLOSED', 'tcp: closed'));
-    const stop = new ConnectionError('CONNECTION_CLOSED', 'tcp: the connection closed', { cause: reason });
-    for (const stream of this.outStreams.values()) {
-      stream.stop ??= stop;
-      stream.wake?.();
+    if (wasOpen) this.settleReady(); // already settled: no error to build
+    else this.settleReady(reason ?? new ConnectionError('CONNECT_FAILED', 'tcp: closed during the introduction'));
+    if (this.outStreams.size > 0 || this.inStreams.size > 0) {
+      const stop = new ConnectionError('CONNECTION_CLOSED', 'tcp: the connection closed', { cause: reason });
+      for (const stream of this.outStreams.values()) {
+        stream.stop ??= stop;
+        stream.wake?.();
+      }
+      for (const stream of this.inStreams.values()) stream?.fail(stop);
+      this.inStreams.clear();
     }
-    for (const stream of this.inStreams.values()) stream?.fail(stop);
-    this.inStreams.clear();
     const unsent = this.takeWaiters();
     this.host.closed(this, reason, unsent);
     this.closedResolve();

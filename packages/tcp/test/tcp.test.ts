@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bytesEqual, InvalidArgumentError, type NodeId } from '@deccom/core';
 import { MessageTooLargeError } from '../src/index.js';
-import { Book, HOSTS, makeNode, pattern, startIn, waitFor, type TestNode } from './helpers.js';
+import { Book, HOSTS, makeNode, pattern, sleep, startIn, tcpStatus, waitFor, type TestNode } from './helpers.js';
 
 const nodes: TestNode[] = [];
 afterEach(async () => {
@@ -83,7 +83,8 @@ describe('lifecycle', () => {
     await startIn(book, a);
     await a.sendMessage(b.id, Uint8Array.of(0));
     await a.stop();
-    await waitFor(() => got === 1);
+    await waitFor(() => got === 1 && tcpStatus(b).connections === 0);
+    await sleep(100);
     const before = activeResources();
     for (let i = 1; i <= 50; i++) {
       await startIn(book, a);
