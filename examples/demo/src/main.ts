@@ -8,9 +8,9 @@ import { createNode, Identity, type Address } from '@deccom/core';
 import { udp } from '@deccom/udp';
 import { faulty } from '@deccom/faulty';
 import { delay } from '@deccom/delay';
-import { keepalive } from '@deccom/keepalive';
 import { kademlia } from '@deccom/kademlia';
 import { sha256, utf8Encode } from '@deccom/core';
+import { discoveryScenario } from './discovery-scenario.js';
 
 const text = new TextEncoder();
 const decode = (data: Uint8Array): string => new TextDecoder().decode(data);
@@ -67,29 +67,25 @@ for (const [name, node] of Object.entries(nodes)) console.log(`  ${name}: ${JSON
 for (const node of Object.values(nodes)) await node.stop();
 
 console.log('\nDiscovery: eight nodes join a Kademlia network through one bootstrap node.');
-const discoveryStack = (bootstrap: Address[]) => [udp({ host: '127.0.0.1' }), keepalive({ intervalMs: 5000 }), kademlia({ bootstrap })] as const;
-const seed = createNode({ identity: Identity.generate(), layers: discoveryStack([]) });
-await seed.start();
-const members = [seed];
-for (let i = 0; i < 7; i++) {
-  const member = createNode({ identity: Identity.generate(), layers: discoveryStack([seed.localAddress()]) });
-  await member.start();
-  members.push(member);
-}
-await sleep(1500);
-for (const [i, member] of members.entries()) console.log(`  node ${i} (${member.id.short}…) knows ${member.getPeers().length} peers`);
-const [first, last] = [members[1]!, members[7]!];
-const found = await first.findPeer(last.id);
-console.log(`  node 1 looked up node 7 by id: ${found.id.short}… at ${at(found.address)}`);
-const greeting = new Promise<string>((resolve) => last.handle('datagram', (data) => resolve(decode(data))));
-first.sendDatagram(found.address, text.encode('hello node 7, I found you by id'));
-console.log(`  node 7 received: "${await greeting}"`);
-const topic = sha256(utf8Encode('demo/chat-room'));
-await members[3]!.announce(topic);
-await members[5]!.announce(topic);
-const providers = await members[6]!.lookupTopic(topic);
-console.log(`  topic 'demo/chat-room' is provided by: ${providers.map((p) => p.id.short + '…').join(', ')} (nodes 3 and 5)`);
+// Swap discovery protocols by changing this one line, e.g. to gossip({ bootstrap }) from @deccom/gossip.
+const discovery = (bootstrap: Address[]) => kademlia({ bootstrap });
+const { first } = await discoveryScenario(discovery, console.log);
 console.log('\nnode 1\'s stack:');
-console.log(first.mermaid());
-for (const member of members) await member.stop();
+console.log(first);
+
+console.log('\nTopics (Kademlia): nodes announce a topic; another node finds who provides it.');
+const topicNodes = [createNode({ layers: [udp({ host: '127.0.0.1' }), kademlia()] })];
+await topicNodes[0]!.start();
+for (let i = 0; i < 5; i++) {
+  const node = createNode({ layers: [udp({ host: '127.0.0.1' }), kademlia({ bootstrap: [topicNodes[0]!.localAddress()] })] });
+  await node.start();
+  topicNodes.push(node);
+}
+await sleep(1000);
+const topic = sha256(utf8Encode('demo/chat-room'));
+await topicNodes[2]!.announce(topic);
+await topicNodes[4]!.announce(topic);
+const providers = await topicNodes[5]!.lookupTopic(topic);
+console.log(`  'demo/chat-room' is provided by ${providers.map((p) => p.id.short + '…').join(', ')} (nodes ${topicNodes[2]!.id.short}… and ${topicNodes[4]!.id.short}…)`);
+for (const node of topicNodes) await node.stop();
 console.log('\nAll nodes stopped; nothing is left running.');
