@@ -148,6 +148,9 @@ export class Connection implements IncomingStreamHost {
   private stageStart = 0;
   private stageFill = 0;
   private tickBytes = 0;
+  /** Stream bytes received and not yet read by the application, over all incoming streams. */
+  private streamHeld = 0;
+  private readingPaused = false;
   private timer: TimerHandle | undefined;
   private closeReason: Error | undefined;
   private readonly readyPromise: Promise<void>;
@@ -369,6 +372,24 @@ export class Connection implements IncomingStreamHost {
   /** IncomingStreamHost: the consumer took data; give the sender more credit. */
   grant(streamId: number, bytes: number): void {
     if (this.state === 'open' && this.inStreams.get(streamId)) this.writeRaw(encodeWindow(streamId, bytes));
+  }
+
+  /**
+   * IncomingStreamHost: stream data held changed. Each stream is bounded by its window;
+   * when many slow streams together hold more than two windows, the socket stops reading
+   * until they drain to one (TCP's own flow control then holds the sender).
+   */
+  held(delta: number): void {
+    this.streamHeld += delta;
+    const limit = 2 * this.host.settings.streamWindowBytes;
+    if (!this.readingPaused && this.streamHeld > limit) {
+      this.readingPaused = true;
+      this.host.count('reads-paused');
+      this.socket.pause();
+    } else if (this.readingPaused && this.streamHeld <= limit / 2) {
+      this.readingPaused = false;
+      this.socket.resume();
+    }
   }
 
   /** IncomingStreamHost: the consumer stopped reading. */

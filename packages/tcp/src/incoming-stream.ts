@@ -11,6 +11,8 @@ export interface IncomingStreamHost {
   grant(streamId: number, bytes: number): void;
   /** The consumer stopped reading before the end. */
   cancel(streamId: number): void;
+  /** Bytes held by this stream changed by `delta` (for the connection's total). */
+  held(delta: number): void;
 }
 
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
@@ -56,6 +58,7 @@ export class IncomingStream implements AsyncIterable<Uint8Array> {
     }
     this.chunks.push(data);
     this.buffered += data.byteLength;
+    this.host.held(data.byteLength);
     return true;
   }
 
@@ -67,10 +70,16 @@ export class IncomingStream implements AsyncIterable<Uint8Array> {
   fail(error: Error): void {
     if (this.finished) return;
     this.failure = error;
+    this.release();
+    this.settleWaiter();
+  }
+
+  /** Drops everything buffered. */
+  private release(): void {
     this.chunks.length = 0;
     this.head = 0;
+    if (this.buffered > 0) this.host.held(-this.buffered);
     this.buffered = 0;
-    this.settleWaiter();
   }
 
   private settleWaiter(): void {
@@ -101,6 +110,7 @@ export class IncomingStream implements AsyncIterable<Uint8Array> {
         this.head = 0;
       }
       this.buffered -= chunk.byteLength;
+      this.host.held(-chunk.byteLength);
       this.taken(chunk.byteLength);
       return Promise.resolve({ done: false, value: chunk });
     }
@@ -115,9 +125,7 @@ export class IncomingStream implements AsyncIterable<Uint8Array> {
   private stop(): Promise<IteratorResult<Uint8Array>> {
     if (!this.finished) {
       this.cancelled = true;
-      this.chunks.length = 0;
-      this.head = 0;
-      this.buffered = 0;
+      this.release();
       this.host.cancel(this.id);
     }
     return Promise.resolve(DONE);

@@ -94,7 +94,7 @@ declare module '@deccom/core' {
 export type AdoptTcpSocket = (socket: Socket, options?: AdoptOptions) => Promise<NodeId>;
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
-export const DEFAULT_STREAM_WINDOW_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_STREAM_WINDOW_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_MAX_INCOMING_STREAMS = 16;
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 export const DEFAULT_MAX_PENDING_BYTES_PER_PEER = 8 * 1024 * 1024;
@@ -113,9 +113,14 @@ export interface TcpOptions {
   port?: number;
   /** Largest message sent or accepted. Default 16 MiB; at most 2^32 - 1. Larger data goes through `sendStream`. */
   maxMessageBytes?: number;
-  /** Stream bytes buffered per incoming stream before the sender must wait (flow-control window). Default 4 MiB. */
+  /**
+   * Stream bytes buffered per incoming stream before the sender must wait (flow-control
+   * window). Default 16 MiB (large windows keep a fast link busy). Over all its streams,
+   * a connection holds at most two windows: beyond that it stops reading the socket
+   * until the application catches up.
+   */
   streamWindowBytes?: number;
-  /** Incoming streams open at once per connection; more are refused. Default 16. A connection buffers at most this times `streamWindowBytes` of stream data. */
+  /** Incoming streams open at once per connection; more are refused. Default 16. */
   maxIncomingStreams?: number;
   /** TCP connections at once, both directions, including ones being introduced. Default 1024. */
   maxConnections?: number;

@@ -67,6 +67,40 @@ for (const host of HOSTS) {
       expect(hash.digest('hex')).toBe(expected.digest('hex'));
     });
 
+    it('many unread streams together hold at most two windows: the connection stops reading, then catches up', async () => {
+      const window = 128 * 1024;
+      const { a, b } = await pair(host, {}, { streamWindowBytes: window });
+      const readAll = async (iterator: AsyncIterator<Uint8Array>): Promise<number> => {
+        let n = 0;
+        for (let next = await iterator.next(); !next.done; next = await iterator.next()) n += next.value.byteLength;
+        return n;
+      };
+      const held: AsyncIterator<Uint8Array>[] = [];
+      const reading: Promise<number>[] = [];
+      let readNow = false;
+      b.handle('stream', (source) => {
+        const iterator = source[Symbol.asyncIterator]();
+        if (readNow) reading.push(readAll(iterator));
+        else held.push(iterator);
+      });
+      const chunk = pattern(32 * 1024, 8);
+      const produced = [{ bytes: 0 }, { bytes: 0 }, { bytes: 0 }, { bytes: 0 }];
+      const sends = Promise.all(produced.map((p) => a.sendStream(b.id, counting(chunk, 32, p))));
+      sends.catch(() => undefined);
+      expect(await waitFor(() => (tcpCounters(b)['reads-paused'] ?? 0) >= 1)).toBe(true);
+      await sleep(300);
+      // Each sender is held by its window, and b stopped reading past two windows.
+      const total = produced.reduce((sum, p) => sum + p.bytes, 0);
+      expect(total).toBeLessThanOrEqual(4 * (window + 2 * chunk.byteLength));
+      expect(total).toBeLessThan(4 * 32 * chunk.byteLength);
+      // Reading resumes everything.
+      readNow = true;
+      reading.push(...held.map(readAll));
+      await sends;
+      expect(await waitFor(() => reading.length === 4)).toBe(true);
+      expect(await Promise.all(reading)).toEqual([1, 2, 3, 4].map(() => 32 * chunk.byteLength));
+    });
+
     it('a consumer that stops reading cancels the stream at the sender', async () => {
       const { a, b } = await pair(host);
       b.handle('stream', (source) => {
