@@ -214,23 +214,59 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** Ephemeral key pairs made ahead of use, off the main thread (libuv's thread pool). */
+const EPHEMERAL_POOL_SIZE = 32;
+/** Recently imported public keys: a handshake uses the peer's keys in two or three DHs. */
+const PUBLIC_KEY_CACHE_SIZE = 64;
+
 function nodeDh(nodeCrypto: NodeCrypto, name: DhName): DhFunctions {
   const length = name === '25519' ? 32 : 56;
   const curve = name === '25519' ? 'X25519' : 'X448';
   const type = name === '25519' ? 'x25519' : 'x448';
+  const publicKeys = new Map<string, KeyObject>();
   // Importing a raw public key as JWK costs ~10 us; through DER ~80 us on this machine.
-  const publicKeyObject = (publicKey: Uint8Array): KeyObject =>
-    nodeCrypto.createPublicKey({ key: { kty: 'OKP', crv: curve, x: asBuffer(publicKey).toString('base64url') }, format: 'jwk' });
+  const publicKeyObject = (publicKey: Uint8Array): KeyObject => {
+    const x = asBuffer(publicKey).toString('base64url');
+    let key = publicKeys.get(x);
+    if (key === undefined) {
+      key = nodeCrypto.createPublicKey({ key: { kty: 'OKP', crv: curve, x }, format: 'jwk' });
+      if (publicKeys.size >= PUBLIC_KEY_CACHE_SIZE) publicKeys.delete(publicKeys.keys().next().value!);
+      publicKeys.set(x, key);
+    }
+    return key;
+  };
   const rawPublic = (key: KeyObject): Uint8Array => {
     const jwk = key.export({ format: 'jwk' });
     return new Uint8Array(Buffer.from(jwk.x!, 'base64url'));
+  };
+  const generateNow = (): NodeKeyPair => {
+    const { privateKey, publicKey } = type === 'x25519' ? nodeCrypto.generateKeyPairSync('x25519') : nodeCrypto.generateKeyPairSync('x448');
+    return { privateKey, publicKey: rawPublic(publicKey) };
+  };
+  // Key generation is a third of a handshake's main-thread time; the pool moves it to the
+  // thread pool. Each pooled pair is handed out once. Refilling starts on first use only
+  // (nothing runs at import) and stops when the pool is full.
+  const pool: NodeKeyPair[] = [];
+  let refilling = false;
+  const refill = (): void => {
+    if (refilling || pool.length >= EPHEMERAL_POOL_SIZE) return;
+    refilling = true;
+    const done = (error: Error | null, publicKey: Buffer, privateKey: KeyObject): void => {
+      refilling = false;
+      if (error) return;
+      pool.push({ privateKey, publicKey: new Uint8Array(publicKey.subarray(publicKey.length - length)) });
+      refill();
+    };
+    const encoding = { publicKeyEncoding: { type: 'spki', format: 'der' } } as const;
+    if (type === 'x25519') nodeCrypto.generateKeyPair('x25519', encoding, (error, publicKey, privateKey) => done(error, publicKey as unknown as Buffer, privateKey as unknown as KeyObject));
+    else nodeCrypto.generateKeyPair('x448', encoding, (error, publicKey, privateKey) => done(error, publicKey as unknown as Buffer, privateKey as unknown as KeyObject));
   };
   return {
     name,
     length,
     generateKeyPair: () => {
-      const { privateKey, publicKey } = type === 'x25519' ? nodeCrypto.generateKeyPairSync('x25519') : nodeCrypto.generateKeyPairSync('x448');
-      const pair: NodeKeyPair = { privateKey, publicKey: rawPublic(publicKey) };
+      const pair = pool.pop() ?? generateNow();
+      refill();
       return pair;
     },
     keyPairFromSecret: (secretKey) => {

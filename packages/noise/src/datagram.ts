@@ -32,7 +32,7 @@ import {
 import { defaultNoiseCrypto, type DhKeyPair, type NoiseCrypto } from './crypto.js';
 import { NoiseError } from './errors.js';
 import { CipherState, HandshakeState } from './handshake.js';
-import { createIdentityProof, verifyIdentityProof } from './identity.js';
+import { createIdentityProof, verifyIdentityProof, verifyIdentityProofAsync } from './identity.js';
 import { parseProtocolName, type ProtocolName } from './patterns.js';
 import { ReplayWindow } from './replay.js';
 import {
@@ -92,6 +92,8 @@ declare module '@deccom/core' {
     secureConnect(address: Address, options?: SecureConnectOptions): Promise<SecureSession>;
     /** The current session with `address`, if any. */
     secureSession(address: Address): SecureSession | undefined;
+    /** Ends the sessions with `address` (telling the peer); the next send handshakes again. */
+    secureDisconnect(address: Address): void;
   }
   interface HookSignatures {
     /** A Noise session was established (also after each rekey). */
@@ -140,6 +142,12 @@ export interface NoiseOptions {
   cookieThreshold?: number;
   /** Sessions (peers) kept at most; the least recently used is closed beyond. Default 10,000. */
   maxSessions?: number;
+  /**
+   * Verify peers' Ed25519 identity signatures on libuv's thread pool, off the event loop.
+   * Default true. Set false for fully deterministic runs on a virtual clock (the check
+   * then runs inline).
+   */
+  verifyOnThreadPool?: boolean;
   /** Local policy run after a peer authenticated: return false to refuse it. Default: accept every authenticated peer. */
   accept?: (peer: { identity: PublicIdentity; id: NodeId; address: Address }) => boolean;
   /** Instance name. Default `noise`. */
@@ -191,6 +199,8 @@ interface HalfOpen {
   readonly startedAt: number;
   readonly host: string;
   readonly buffered: Transport[];
+  /** Plaintext mode: DATA that overtook the final handshake message (or its verification). */
+  readonly bufferedPlain: Uint8Array[];
 }
 
 interface Waiter {
@@ -231,7 +241,9 @@ function positive(value: number | undefined, fallback: number, name: string): nu
  * The Noise security layer over datagrams. Needs `sendDatagram` and `maxDatagramSize`
  * below and takes the `datagram` hook; takes the discovery layer's `approve` hook when
  * there is one, so a peer joins discovery only after its handshake. Provides
- * `sendDatagram`, `maxDatagramSize`, `secureConnect`, `secureSession`; offers `datagram`.
+ * `sendDatagram`, `maxDatagramSize`, `secureConnect`, `secureSession`, `secureDisconnect`;
+ * offers `datagram` and the `noise-session-open`, `noise-session-close` and
+ * `noise-handshake-error` events.
  */
 export function noise(options: NoiseOptions = {}) {
   const mode = options.mode ?? 'encrypt';
@@ -252,6 +264,7 @@ export function noise(options: NoiseOptions = {}) {
   const protocol: ProtocolName = parseProtocolName(`Noise_XX_25519_ChaChaPoly_${hashName}`);
   const prologue = utf8Encode(`deccom/noise/1/datagram/${mode}`);
   const encrypting = mode !== 'plaintext';
+  const offThread = options.verifyOnThreadPool ?? true;
 
   return defineLayer({
     type: 'noise',
@@ -260,7 +273,7 @@ export function noise(options: NoiseOptions = {}) {
     needs: ['sendDatagram', 'maxDatagramSize'],
     takes: ['datagram'],
     takesOptional: ['approve'],
-    provides: ['sendDatagram', 'maxDatagramSize', 'secureConnect', 'secureSession'],
+    provides: ['sendDatagram', 'maxDatagramSize', 'secureConnect', 'secureSession', 'secureDisconnect'],
     offers: { datagram: 'exclusive', 'noise-session-open': 'event', 'noise-session-close': 'event', 'noise-handshake-error': 'event' },
     create: (ctx) => {
       const crypto = options.crypto ?? defaultNoiseCrypto();
@@ -466,21 +479,33 @@ export function noise(options: NoiseOptions = {}) {
       };
 
       /** Runs the local policy and the identity proof; returns the identity or undefined (after counting). */
-      const authenticate = (peer: Peer, payload: Uint8Array, handshake: HandshakeState, expectedId: NodeId | undefined): PublicIdentity | NoiseError => {
+      /**
+       * Checks the identity proof (its Ed25519 signature on the thread pool) and the local
+       * policy. Resolves to the identity, or to the NoiseError after counting it.
+       */
+      const authenticate = async (peer: Peer, payload: Uint8Array, handshake: HandshakeState, expectedId: NodeId | undefined): Promise<PublicIdentity | NoiseError> => {
         try {
-          const identity = verifyIdentityProof(payload, handshake.remoteStaticKey!, expectedId);
+          const identity = offThread
+            ? await verifyIdentityProofAsync(payload, handshake.remoteStaticKey!, expectedId)
+            : verifyIdentityProof(payload, handshake.remoteStaticKey!, expectedId);
           if (identity.id.equals(ctx.identity.id)) throw new NoiseError('BAD_IDENTITY_PROOF', 'the peer presented our own identity');
           if (options.accept && !options.accept({ identity, id: identity.id, address: peer.address })) {
             throw new NoiseError('HANDSHAKE_REJECTED', `the local policy refused ${identity.id.short}`);
           }
           return identity;
         } catch (error) {
-          if (error instanceof NoiseError) {
-            failHandshake(peer.address, error, error.code === 'IDENTITY_MISMATCH' ? 'identity-mismatch' : error.code === 'HANDSHAKE_REJECTED' ? 'rejected' : 'bad-identity');
-            return error;
-          }
-          throw error;
+          const noiseError = error instanceof NoiseError ? error : new NoiseError('BAD_IDENTITY_PROOF', 'identity check failed', { cause: error });
+          failHandshake(peer.address, noiseError, noiseError.code === 'IDENTITY_MISMATCH' ? 'identity-mismatch' : noiseError.code === 'HANDSHAKE_REJECTED' ? 'rejected' : 'bad-identity');
+          return noiseError;
         }
+      };
+
+      /** Runs the async tail of a receive path; nothing escapes it. */
+      const detach = (work: Promise<void>): void => {
+        work.catch((error: unknown) => {
+          counters.drop('error');
+          ctx.logger.warn('noise: handshake step failed', { error });
+        });
       };
 
       // --- initiator ------------------------------------------------------------
@@ -572,7 +597,13 @@ export function noise(options: NoiseOptions = {}) {
           }
           throw error;
         }
-        const identity = authenticate(peer, payload, initiation.handshake, initiation.expectedId);
+        detach(finishInitiation(peer, initiation, payload, reply.sender));
+      };
+
+      const finishInitiation = async (peer: Peer, initiation: Initiation, payload: Uint8Array, remoteIndex: number): Promise<void> => {
+        const identity = await authenticate(peer, payload, initiation.handshake, initiation.expectedId);
+        // The initiation may have timed out or been replaced, or the layer stopped, meanwhile.
+        if (!running || peer.initiation !== initiation) return;
         if (identity instanceof NoiseError) {
           abortInitiation(peer, identity);
           return;
@@ -582,8 +613,8 @@ export function noise(options: NoiseOptions = {}) {
         if (initiation.timer !== undefined) ctx.clock.clearTimeout(initiation.timer);
         peer.initiation = undefined;
         const localIndex = initiation.localIndex;
-        const session = establish(peer, initiation.handshake, localIndex, reply.sender, identity, true);
-        session.finalMessage = encodeHandshakeReply(MESSAGE.final, localIndex, reply.sender, final);
+        const session = establish(peer, initiation.handshake, localIndex, remoteIndex, identity, true);
+        session.finalMessage = encodeHandshakeReply(MESSAGE.final, localIndex, remoteIndex, final);
         send(peer.address, session.finalMessage);
         session.finalTimer = ctx.clock.setTimeout(() => resendFinal(session), retransmitMs);
         settleWaiters(peer, session);
@@ -699,6 +730,7 @@ export function noise(options: NoiseOptions = {}) {
           startedAt: now(),
           host: from.host,
           buffered: [],
+          bufferedPlain: [],
         };
         halfOpenCount++;
         halfOpenPerHost.set(from.host, (halfOpenPerHost.get(from.host) ?? 0) + 1);
@@ -732,8 +764,13 @@ export function noise(options: NoiseOptions = {}) {
           }
           throw error;
         }
+        detach(finishResponse(peer, halfOpen, payload));
+      };
+
+      const finishResponse = async (peer: Peer, halfOpen: HalfOpen, payload: Uint8Array): Promise<void> => {
         const expected = [...peer.waiters].find((waiter) => waiter.expectedId !== undefined)?.expectedId;
-        const identity = authenticate(peer, payload, halfOpen.handshake, expected);
+        const identity = await authenticate(peer, payload, halfOpen.handshake, expected);
+        if (!running || peer.halfOpen !== halfOpen) return;
         releaseHalfOpen(peer);
         if (identity instanceof NoiseError) {
           settleWaiters(peer, undefined, identity);
@@ -743,6 +780,11 @@ export function noise(options: NoiseOptions = {}) {
         const session = establish(peer, halfOpen.handshake, halfOpen.localIndex, halfOpen.remoteIndex, identity, false);
         sendOnSession(session, INNER.confirm, EMPTY);
         for (const transport of halfOpen.buffered) receiveTransport(session, transport);
+        for (const payload of halfOpen.bufferedPlain) {
+          hot.datagramsIn++;
+          hot.bytesIn += payload.length;
+          deliver(payload, peer.address);
+        }
         settleWaiters(peer, session);
         flushQueue(peer);
       };
@@ -798,6 +840,10 @@ export function noise(options: NoiseOptions = {}) {
         }
         switch (inner) {
           case INNER.data:
+            if (!encrypting) {
+              counters.drop('unexpected-data');
+              return;
+            }
             hot.datagramsIn++;
             hot.bytesIn += payload.length;
             deliver(payload, session.peer.address);
@@ -872,6 +918,10 @@ export function noise(options: NoiseOptions = {}) {
               hot.datagramsIn++;
               hot.bytesIn += data.length - 1;
               deliver(data.subarray(1), from);
+            } else if (mode === 'plaintext' && peer?.halfOpen && peer.halfOpen.bufferedPlain.length < BUFFERED_PER_HALF_OPEN) {
+              // The sender finished its handshake; ours completes when its final message is verified.
+              peer.halfOpen.bufferedPlain.push(data.slice(1));
+              counters.add('buffered-early');
             } else counters.drop(mode === 'plaintext' ? 'unapproved' : 'plaintext');
             return;
           }
@@ -879,7 +929,7 @@ export function noise(options: NoiseOptions = {}) {
           if (frame.kind !== 'control') return;
           switch (frame.type) {
             case MESSAGE.transport:
-              if (!encrypting) throw new WireError('WIRE_UNKNOWN_TYPE', 'noise: transport message in plaintext mode');
+              // In plaintext mode too: session control (confirm, close) is always authenticated.
               onTransport(data, from);
               return;
             case MESSAGE.initiation:
@@ -1035,6 +1085,14 @@ export function noise(options: NoiseOptions = {}) {
             const session = peers.get(addressKey(address))?.current;
             return usable(session) ? session.info : undefined;
           },
+          secureDisconnect: (address: Address) => {
+            const peer = peers.get(addressKey(address));
+            if (!peer) return;
+            if (running && usable(peer.current)) sendOnSession(peer.current, INNER.close, EMPTY);
+            if (peer.current) closeSession(peer.current, 'disconnected');
+            if (peer.previous) closeSession(peer.previous, 'disconnected');
+            tidy(peer);
+          },
         },
         takes: {
           datagram: onDatagram,
@@ -1060,7 +1118,7 @@ export function noise(options: NoiseOptions = {}) {
           const stopped = new StateError('STOPPED', 'the noise layer stopped');
           for (const peer of [...peers.values()]) {
             // Tell peers, so they drop the session now rather than at its expiry.
-            if (encrypting && usable(peer.current)) {
+            if (usable(peer.current)) {
               try {
                 sendOnSession(peer.current, INNER.close, EMPTY);
               } catch {

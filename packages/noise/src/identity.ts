@@ -6,6 +6,7 @@
  * presented, and must equal the id we dialled when we dialled one.
  */
 import { PublicIdentity, WireError, type Identity, type NodeId } from '@deccom/core';
+import type { KeyObject } from 'node:crypto';
 import { NoiseError } from './errors.js';
 import { decodeIdentityProof, encodeIdentityProof, staticKeySigningInput } from './wire.js';
 
@@ -19,8 +20,95 @@ export function createIdentityProof(identity: Identity, staticPublicKey: Uint8Ar
 
 // Proofs are fixed per (identity, static key): peers that handshake again (rekeys,
 // reconnects) present the same bytes, so successful verifications are remembered.
-const VERIFIED_LIMIT = 4096;
+let verifiedLimit = 4096;
 const verified = new Map<string, PublicIdentity>();
+
+/**
+ * Sets how many verified identity proofs are remembered (default 4,096). 0 turns the
+ * cache off, so every handshake verifies its Ed25519 signature (benchmarks use this to
+ * measure cold handshakes).
+ */
+export function setIdentityProofCacheSize(entries: number): void {
+  if (!Number.isInteger(entries) || entries < 0) throw new RangeError(`identity proof cache size must be a non-negative integer, got ${entries}`);
+  verifiedLimit = entries;
+  while (verified.size > verifiedLimit) verified.delete(verified.keys().next().value!);
+}
+
+function cacheKey(payload: Uint8Array, remoteStaticKey: Uint8Array): string {
+  return Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('base64') + Buffer.from(remoteStaticKey).toString('base64');
+}
+
+function decodeProof(payload: Uint8Array): { publicKey: Uint8Array; signature: Uint8Array } {
+  try {
+    return decodeIdentityProof(payload);
+  } catch (cause) {
+    if (cause instanceof WireError) throw new NoiseError('BAD_IDENTITY_PROOF', `malformed identity proof: ${cause.message}`, { cause });
+    throw cause;
+  }
+}
+
+function remember(key: string, identity: PublicIdentity): void {
+  if (verifiedLimit === 0) return;
+  if (verified.size >= verifiedLimit) verified.delete(verified.keys().next().value!);
+  verified.set(key, identity);
+}
+
+function checkExpected(identity: PublicIdentity, expectedId: NodeId | undefined): PublicIdentity {
+  if (expectedId !== undefined && !identity.id.equals(expectedId)) {
+    throw new NoiseError('IDENTITY_MISMATCH', `the peer authenticated as ${identity.id.short}, not the node ${expectedId.short} that was dialled`);
+  }
+  return identity;
+}
+
+type NodeCrypto = typeof import('node:crypto');
+let nodeCrypto: NodeCrypto | undefined | null = null;
+function loadNodeCrypto(): NodeCrypto | undefined {
+  if (nodeCrypto === null) {
+    const proc = globalThis.process as (NodeJS.Process & { getBuiltinModule?: (id: string) => unknown }) | undefined;
+    try {
+      nodeCrypto = proc?.getBuiltinModule?.('node:crypto') as NodeCrypto | undefined;
+    } catch {
+      nodeCrypto = undefined;
+    }
+  }
+  return nodeCrypto;
+}
+
+// SPKI prefix of a raw Ed25519 public key (RFC 8410 section 4).
+const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+const edKeys = new Map<string, KeyObject>();
+
+/**
+ * {@link verifyIdentityProof}, with the Ed25519 signature checked on libuv's thread pool
+ * where node:crypto is available, so a handshake does not hold the event loop for the
+ * ~100 us a verification costs. Same results and errors.
+ */
+export async function verifyIdentityProofAsync(payload: Uint8Array, remoteStaticKey: Uint8Array, expectedId?: NodeId): Promise<PublicIdentity> {
+  const key = cacheKey(payload, remoteStaticKey);
+  const known = verified.get(key);
+  if (known !== undefined) return checkExpected(known, expectedId);
+  const node = loadNodeCrypto();
+  if (node === undefined) return verifyIdentityProof(payload, remoteStaticKey, expectedId);
+  const proof = decodeProof(payload);
+  const keyText = Buffer.from(proof.publicKey).toString('base64');
+  let publicKey = edKeys.get(keyText);
+  if (publicKey === undefined) {
+    try {
+      publicKey = node.createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, proof.publicKey]), format: 'der', type: 'spki' });
+    } catch (cause) {
+      throw new NoiseError('BAD_IDENTITY_PROOF', 'the identity key is not a valid Ed25519 key', { cause });
+    }
+    if (edKeys.size >= 1024) edKeys.delete(edKeys.keys().next().value!);
+    edKeys.set(keyText, publicKey);
+  }
+  const valid = await new Promise<boolean>((resolve) => {
+    node.verify(null, staticKeySigningInput(remoteStaticKey), publicKey, proof.signature, (error, ok) => resolve(!error && ok));
+  });
+  if (!valid) throw new NoiseError('BAD_IDENTITY_PROOF', 'the identity signature over the Noise static key is invalid');
+  const identity = new PublicIdentity('ed25519', proof.publicKey);
+  remember(key, identity);
+  return checkExpected(identity, expectedId);
+}
 
 /**
  * Checks a peer's identity proof against the static key its handshake authenticated.
@@ -28,26 +116,16 @@ const verified = new Map<string, PublicIdentity>();
  * `IDENTITY_MISMATCH` (a valid proof of another node than `expectedId`).
  */
 export function verifyIdentityProof(payload: Uint8Array, remoteStaticKey: Uint8Array, expectedId?: NodeId): PublicIdentity {
-  const key = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('base64') + Buffer.from(remoteStaticKey).toString('base64');
+  const key = cacheKey(payload, remoteStaticKey);
   let identity = verified.get(key);
   if (identity === undefined) {
-    let proof;
-    try {
-      proof = decodeIdentityProof(payload);
-    } catch (cause) {
-      if (cause instanceof WireError) throw new NoiseError('BAD_IDENTITY_PROOF', `malformed identity proof: ${cause.message}`, { cause });
-      throw cause;
-    }
+    const proof = decodeProof(payload);
     const candidate = new PublicIdentity('ed25519', proof.publicKey);
     if (!candidate.verify(staticKeySigningInput(remoteStaticKey), proof.signature)) {
       throw new NoiseError('BAD_IDENTITY_PROOF', 'the identity signature over the Noise static key is invalid');
     }
     identity = candidate;
-    if (verified.size >= VERIFIED_LIMIT) verified.delete(verified.keys().next().value!);
-    verified.set(key, identity);
+    remember(key, identity);
   }
-  if (expectedId !== undefined && !identity.id.equals(expectedId)) {
-    throw new NoiseError('IDENTITY_MISMATCH', `the peer authenticated as ${identity.id.short}, not the node ${expectedId.short} that was dialled`);
-  }
-  return identity;
+  return checkExpected(identity, expectedId);
 }

@@ -53,7 +53,7 @@ export {
 } from './crypto.js';
 export { handshakePattern, parseProtocolName, PATTERN_NAMES, type HandshakePattern, type ProtocolName, type Token } from './patterns.js';
 export { CipherState, SymmetricState, HandshakeState, MAX_MESSAGE_LENGTH, type HandshakeOptions, type TransportKeys } from './handshake.js';
-export { createIdentityProof, verifyIdentityProof } from './identity.js';
+export { createIdentityProof, verifyIdentityProof, verifyIdentityProofAsync, setIdentityProofCacheSize } from './identity.js';
 export { ReplayWindow, REPLAY_WINDOW, type ReplayVerdict } from './replay.js';
 export { noise, type NoiseOptions, type NoiseMode, type SecureSession, type SecureConnectOptions } from './datagram.js';
 export { noiseStream, STREAM_MESSAGE, STREAM_MAGIC, STREAM_FRAME_PLAINTEXT, type NoiseStreamOptions } from './stream.js';

@@ -27,7 +27,7 @@ import { defaultNoiseCrypto, type DhKeyPair, type NoiseCrypto } from './crypto.j
 import type { NoiseMode, SecureSession } from './datagram.js';
 import { NoiseError } from './errors.js';
 import { CipherState, HandshakeState } from './handshake.js';
-import { createIdentityProof, verifyIdentityProof } from './identity.js';
+import { createIdentityProof, verifyIdentityProofAsync } from './identity.js';
 import { parseProtocolName } from './patterns.js';
 import { ReplayWindow, REPLAY_WINDOW } from './replay.js';
 import { TAG_LENGTH } from './wire.js';
@@ -247,10 +247,10 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         return session;
       };
 
-      const authenticate = (id: NodeId, address: Address, payload: Uint8Array, handshake: HandshakeState): PublicIdentity | undefined => {
+      const authenticate = async (id: NodeId, address: Address, payload: Uint8Array, handshake: HandshakeState): Promise<PublicIdentity | undefined> => {
         try {
           // The id the transport's introduction claimed must be the one the handshake proves.
-          const identity = verifyIdentityProof(payload, handshake.remoteStaticKey!, id);
+          const identity = await verifyIdentityProofAsync(payload, handshake.remoteStaticKey!, id);
           if (options.accept && !options.accept({ identity, id: identity.id, address })) {
             throw new NoiseError('HANDSHAKE_REJECTED', `the local policy refused ${identity.id.short}`);
           }
@@ -267,6 +267,14 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           ctx.below.closeConnection?.(id).catch(() => undefined);
           return undefined;
         }
+      };
+
+      /** Runs the async tail of a receive path; nothing escapes it. */
+      const detach = (work: Promise<void>): void => {
+        work.catch((error: unknown) => {
+          counters.drop('error');
+          ctx.logger.warn('noise-stream: handshake step failed', { error });
+        });
       };
 
       const ensureSession = (id: NodeId): Promise<StreamSession> => {
@@ -393,10 +401,13 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
                 return;
               }
               const payload = handshake.readMessage(body);
-              const identity = authenticate(from, address, payload, handshake);
-              if (!identity) return;
-              sendRaw(from, withKind(STREAM_MESSAGE.handshake3, handshake.writeMessage(identityProof)));
-              establish(from, address, handshake, identity, true);
+              detach(
+                authenticate(from, address, payload, handshake).then((identity) => {
+                  if (!identity || !running || pending.get(from.hex) !== entry) return;
+                  sendRaw(from, withKind(STREAM_MESSAGE.handshake3, handshake.writeMessage(identityProof)));
+                  establish(from, address, handshake, identity, true);
+                }),
+              );
               return;
             }
             case STREAM_MESSAGE.handshake3: {
@@ -407,9 +418,12 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
                 return;
               }
               const payload = handshake.readMessage(body);
-              const identity = authenticate(from, address, payload, handshake);
-              if (!identity) return;
-              establish(from, address, handshake, identity, false);
+              detach(
+                authenticate(from, address, payload, handshake).then((identity) => {
+                  if (!identity || !running || pending.get(from.hex) !== entry) return;
+                  establish(from, address, handshake, identity, false);
+                }),
+              );
               return;
             }
             default:

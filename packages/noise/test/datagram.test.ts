@@ -326,7 +326,7 @@ describe('noise() over datagrams', () => {
     const discovery = fakeDiscovery();
     const identity = Identity.generate();
     const { layer: tap } = tapLayer();
-    const a = createNode({ identity, clock: net.clock, layers: [memoryTransport(net.network), tap, discovery.layer, noise()] });
+    const a = createNode({ identity, clock: net.clock, layers: [memoryTransport(net.network), tap, discovery.layer, noise({ verifyOnThreadPool: false })] });
     const b = makeNoiseNode(net);
     nodes.push(a, b.node);
     await a.start();
@@ -358,5 +358,20 @@ describe('noise() over datagrams', () => {
     expect(counter(b, 'sessions-closed-by-peer')).toBe(1);
     await b.node.stop();
     expect(clock.pendingTimers).toBe(0);
+  });
+});
+
+describe('secureDisconnect', () => {
+  it('ends the session on both sides; the next send handshakes again', async () => {
+    const { clock, a, b } = await pair();
+    a.node.sendDatagram(b.node.localAddress(), text('1'));
+    await clock.runUntil(() => b.delivered.length === 1, { maxMs: 5_000 });
+    a.node.secureDisconnect(b.node.localAddress());
+    expect(a.node.secureSession(b.node.localAddress())).toBeUndefined();
+    await clock.advance(50);
+    expect(b.node.secureSession(a.node.localAddress())).toBeUndefined();
+    a.node.sendDatagram(b.node.localAddress(), text('2'));
+    expect(await clock.runUntil(() => b.delivered.length === 2, { maxMs: 5_000 })).toBe(true);
+    expect(counter(a, 'handshakes-completed')).toBe(2);
   });
 });

@@ -87,7 +87,9 @@ export function makeNetwork(options: { loss?: number; latencyMs?: number; seed?:
 /** A node: memory transport, tap, noise. Collects delivered datagrams. */
 export function makeNoiseNode(setup: { clock: VirtualClock; network: MemoryNetwork }, noiseOptions: NoiseOptions = {}, identity = Identity.generate()) {
   const { layer: tap, tap: handle } = tapLayer();
-  const node = createNode({ identity, clock: setup.clock, random: identity.id.hex, layers: [memoryTransport(setup.network), tap, noise(noiseOptions)] });
+  // On the virtual clock, signatures are checked inline so runs are deterministic.
+  const options: NoiseOptions = { verifyOnThreadPool: false, ...noiseOptions };
+  const node = createNode({ identity, clock: setup.clock, random: identity.id.hex, layers: [memoryTransport(setup.network), tap, noise(options)] });
   const delivered: { data: string; from: Address }[] = [];
   node.handle('datagram', (data, from) => {
     delivered.push({ data: new TextDecoder().decode(data), from });

@@ -1,0 +1,51 @@
+/**
+ * noise() over real UDP sockets on loopback (signatures verified on the thread pool).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createNode, Identity } from '@deccom/core';
+import { udp } from '@deccom/udp';
+import { noise, type NoiseMode } from '../src/index.js';
+
+const stops: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const stop of stops.splice(0)) await stop();
+});
+
+async function waitFor(predicate: () => boolean, maxMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + maxMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  return true;
+}
+
+describe('noise() over udp on 127.0.0.1', () => {
+  for (const mode of ['encrypt', 'sign-only', 'plaintext'] as NoiseMode[]) {
+    it(`${mode}: handshake, messages both ways, simultaneous dial, stop`, async () => {
+      const make = () => {
+        const node = createNode({ identity: Identity.generate(), layers: [udp({ host: '127.0.0.1' }), noise({ mode })] });
+        stops.push(() => node.stop());
+        return node;
+      };
+      const a = make();
+      const b = make();
+      await a.start();
+      await b.start();
+      const got: string[] = [];
+      b.handle('datagram', (data) => got.push(new TextDecoder().decode(data)));
+      a.handle('datagram', (data) => got.push(`a:${new TextDecoder().decode(data)}`));
+      const [sa, sb] = await Promise.all([
+        a.secureConnect(b.localAddress(), { expectedId: b.id }),
+        b.secureConnect(a.localAddress(), { expectedId: a.id }),
+      ]);
+      expect(Buffer.from(sa.handshakeHash).equals(Buffer.from(sb.handshakeHash))).toBe(true);
+      for (let i = 0; i < 50; i++) a.sendDatagram(b.localAddress(), new TextEncoder().encode(`m${i}`));
+      b.sendDatagram(a.localAddress(), new TextEncoder().encode('back'));
+      expect(await waitFor(() => got.length === 51)).toBe(true);
+      expect(got).toContain('a:back');
+      expect(a.counters()['noise']!['handshakes-completed']).toBe(1);
+      expect(a.counters()['noise']!['dropped'] ?? 0).toBe(0);
+    });
+  }
+});
