@@ -110,7 +110,7 @@ describe('kademlia wire', () => {
     const attacker = sim.network.bind(sim.network.allocateHost(), 0, { deliver: () => {} });
     const valid = validMessages();
     for (let i = 0; i < 5000; i++) {
-      let bytes = valid[random.int(valid.length)]!.slice();
+      let bytes: Uint8Array = valid[random.int(valid.length)]!.slice();
       const at = 1 + random.int(bytes.length - 1);
       bytes[at] = bytes[at]! ^ (1 << random.int(8));
       if (random.int(4) === 0) bytes = random.bytes(random.int(64));
