@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { seededRandom, type Address } from '../src/index.js';
-import { MemoryNetwork, VirtualClock, type NatType } from '../src/testing/index.js';
+import { Identity, InvalidArgumentError, seededRandom, type Address } from '../src/index.js';
+import { MemoryNetwork, VirtualClock, type NatType, type NetworkEvent } from '../src/testing/index.js';
 
 function endpoint(network: MemoryNetwork, host: string, port = 0, nat?: Parameters<MemoryNetwork['bind']>[3]) {
   const inbox: { data: number[]; from: Address; at: number }[] = [];
@@ -58,6 +58,89 @@ describe('MemoryNetwork links', () => {
     expect(first.inbox.length).toBe(10_000 - first.stats.dropped['loss']! + first.stats.duplicated);
     expect((await run(3)).inbox).toEqual(first.inbox);
     expect((await run(4)).inbox).not.toEqual(first.inbox);
+  });
+
+  it('reorders at the configured rate, with a replayable delivery trace', async () => {
+    const run = async (seed: number) => {
+      const clock = new VirtualClock();
+      const network = new MemoryNetwork({ clock, random: seededRandom(seed), defaultLink: { latencyMs: 10, reorder: 0.1, reorderDelayMs: 30 } });
+      const trace: NetworkEvent[] = [];
+      network.observe((event) => void trace.push(event));
+      const a = endpoint(network, network.allocateHost());
+      const b = endpoint(network, network.allocateHost());
+      // One datagram per virtual millisecond, so a datagram held up to 30 ms is overtaken.
+      for (let i = 0; i < 5000; i++) {
+        network.send(a.address, b.address, Uint8Array.of(i >> 8, i & 0xff));
+        await clock.advance(1);
+      }
+      await clock.advance(100);
+      const order = b.inbox.map((m) => (m.data[0]! << 8) | m.data[1]!);
+      // A datagram is "late" when a later-sent one arrived before it.
+      let late = 0;
+      let highest = -1;
+      for (const id of order) {
+        if (id < highest) late++;
+        highest = Math.max(highest, id);
+      }
+      return { order, late, trace: trace.map((e) => `${e.at}:${e.kind}:${e.bytes}`), stats: network.stats };
+    };
+    const first = await run(11);
+    expect(first.order).toHaveLength(5000);
+    expect(new Set(first.order).size).toBe(5000);
+    // 10% are held back by up to 30 ms; nearly all of them (all but those held < 1 ms) are overtaken.
+    expect(first.late).toBeGreaterThan(400);
+    expect(first.late).toBeLessThan(600);
+    expect(first.stats.delivered).toBe(5000);
+    const replay = await run(11);
+    expect(replay.trace).toEqual(first.trace);
+    expect(replay.order).toEqual(first.order);
+    expect((await run(12)).order).not.toEqual(first.order);
+  });
+
+  it('drops datagrams over the link MTU', async () => {
+    const clock = new VirtualClock();
+    const network = new MemoryNetwork({ clock, defaultLink: { mtu: 576 } });
+    const a = endpoint(network, network.allocateHost());
+    const b = endpoint(network, network.allocateHost());
+    network.send(a.address, b.address, new Uint8Array(576));
+    network.send(a.address, b.address, new Uint8Array(577));
+    await clock.advance(1);
+    expect(b.inbox.map((m) => m.data.length)).toEqual([576]);
+    expect(network.stats.dropped['mtu']).toBe(1);
+  });
+
+  it('sets links in one direction or both, and validates link options', async () => {
+    const clock = new VirtualClock();
+    const network = new MemoryNetwork({ clock, defaultLink: { latencyMs: 1 } });
+    const a = endpoint(network, network.allocateHost());
+    const b = endpoint(network, network.allocateHost());
+    network.setLink(a.address.host, b.address.host, { latencyMs: 100 }, true);
+    network.send(a.address, b.address, Uint8Array.of(1));
+    network.send(b.address, a.address, Uint8Array.of(2));
+    await clock.advance(200);
+    expect(b.inbox[0]!.at).toBe(100);
+    expect(a.inbox[0]!.at).toBe(1);
+    network.setLink(a.address.host, b.address.host, { latencyMs: 7 });
+    network.send(b.address, a.address, Uint8Array.of(3));
+    await clock.advance(10);
+    expect(a.inbox[1]!.at).toBe(207);
+    expect(() => network.setLink('10.0.0.1', '10.0.0.2', { loss: 1.5 })).toThrow(InvalidArgumentError);
+    expect(() => network.setLink('10.0.0.1', '10.0.0.2', { latencyMs: -1 })).toThrow(InvalidArgumentError);
+    expect(() => network.setLink('10.0.0.1', '10.0.0.2', { bandwidthBytesPerSecond: 0 })).toThrow(InvalidArgumentError);
+  });
+
+  it('gives unique hosts and ports, and refuses a bound address', () => {
+    const network = new MemoryNetwork({ clock: new VirtualClock() });
+    const hosts = new Set(Array.from({ length: 70_000 }, () => network.allocateHost()));
+    expect(hosts.size).toBe(70_000);
+    expect([...hosts].every((host) => /^10\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host))).toBe(true);
+    const host = network.allocateHost();
+    const first = network.bind(host, 0, { deliver: () => {} });
+    const second = network.bind(host, 0, { deliver: () => {} });
+    expect(first.port).not.toBe(second.port);
+    expect(() => network.bind(host, first.port, { deliver: () => {} })).toThrow(InvalidArgumentError);
+    network.unbind(first);
+    expect(network.bind(host, first.port, { deliver: () => {} })).toEqual(first);
   });
 
   it('partitions and heals', async () => {
@@ -159,6 +242,62 @@ describe('NAT emulation', () => {
     expect(inside.inbox).toHaveLength(0);
     expect(network.stats.dropped['nat-filtered']).toBe(2);
   });
+
+  it('hairpins when enabled', async () => {
+    const clock = new VirtualClock();
+    const network = new MemoryNetwork({ clock });
+    const nat = network.createNat({ type: 'full-cone', hairpin: true });
+    const inside = endpoint(network, nat.allocatePrivateHost(), 5000, nat);
+    const neighbour = endpoint(network, nat.allocatePrivateHost(), 5000, nat);
+    const outside = endpoint(network, network.allocateHost(), 1000);
+    network.send(inside.address, outside.address, Uint8Array.of(1));
+    await clock.advance(1);
+    network.send(neighbour.address, outside.inbox[0]!.from, Uint8Array.of(2));
+    await clock.advance(1);
+    expect(inside.inbox).toHaveLength(1);
+    expect(inside.inbox[0]!.from.host).toBe(nat.publicHost);
+  });
+
+  it('never routes to a private host from outside its NAT', async () => {
+    const clock = new VirtualClock();
+    const network = new MemoryNetwork({ clock });
+    const natA = network.createNat({ type: 'full-cone' });
+    const natB = network.createNat({ type: 'full-cone' });
+    const a = endpoint(network, natA.allocatePrivateHost(), 5000, natA);
+    const b = endpoint(network, natB.allocatePrivateHost(), 5000, natB);
+    const outside = endpoint(network, network.allocateHost(), 1000);
+    network.send(outside.address, a.address, Uint8Array.of(1));
+    network.send(b.address, a.address, Uint8Array.of(2));
+    await clock.advance(5);
+    expect(a.inbox).toHaveLength(0);
+    expect(network.stats.dropped['unroutable']).toBe(2);
+    expect(natA.publicHost).not.toBe(natB.publicHost);
+    expect(a.address.host).not.toBe(b.address.host);
+  });
+
+  it('keeps a mapping alive while used, and reuses the ports of expired mappings', async () => {
+    const clock = new VirtualClock();
+    const network = new MemoryNetwork({ clock });
+    const nat = network.createNat({ type: 'symmetric', mappingTimeoutMs: 1000 });
+    const inside = endpoint(network, nat.allocatePrivateHost(), 5000, nat);
+    const peer = endpoint(network, network.allocateHost(), 1000);
+    // Refreshed every 600 ms for 3 s: one mapping, still open.
+    for (let i = 0; i < 5; i++) {
+      network.send(inside.address, peer.address, Uint8Array.of(i));
+      await clock.advance(600);
+    }
+    expect(new Set(peer.inbox.map((m) => m.from.port)).size).toBe(1);
+    network.send(peer.address, peer.inbox[0]!.from, Uint8Array.of(9));
+    await clock.advance(1);
+    expect(inside.inbox).toHaveLength(1);
+    // 50,000 short-lived destinations: more than the NAT's 45,536 public ports, so the
+    // ports of expired mappings must be reclaimed.
+    for (let i = 0; i < 50_000; i++) {
+      network.send(inside.address, { host: peer.address.host, port: 2000 + (i % 60_000) }, Uint8Array.of(0));
+      if (i % 1000 === 999) await clock.advance(1001);
+    }
+    expect(nat.mappings).toBeLessThanOrEqual(65_536 - 20_000);
+  });
 });
 
 describe('scale', () => {
@@ -167,7 +306,8 @@ describe('scale', () => {
     const { memoryTransport } = await import('../src/testing/index.js');
     const clock = new VirtualClock(0, 1);
     const network = new MemoryNetwork({ clock, defaultLink: { latencyMs: 50, jitterMs: 10 } });
-    const nodes = Array.from({ length: 10_000 }, (_, i) => createNode({ clock, random: i, layers: [memoryTransport(network)] }));
+    // String identities: the test measures the simulator, not Ed25519 key generation.
+    const nodes = Array.from({ length: 10_000 }, (_, i) => createNode({ identity: Identity.fromString(`node-${i}`), clock, random: i, layers: [memoryTransport(network)] }));
     let received = 0;
     for (const node of nodes) {
       await node.start();

@@ -28,7 +28,7 @@ export interface ConformanceNode {
 
 export interface TransportHarness {
   /** A node with the transport under test, not started. */
-  createNode(name: string): ConformanceNode;
+  createNode(name: string): ConformanceNode | Promise<ConformanceNode>;
   /** Sends raw bytes (no framing) to `to` from some other address. */
   injectRaw(to: Address, bytes: Uint8Array): Promise<void> | void;
   /** An address where nothing answers. */
@@ -56,15 +56,17 @@ function collect(node: ConformanceNode): { received: { data: Uint8Array; from: A
 
 async function withPair(make: () => Promise<TransportHarness>, body: (h: TransportHarness, a: ConformanceNode, b: ConformanceNode) => Promise<void>): Promise<void> {
   const harness = await make();
-  const a = harness.createNode('a');
-  const b = harness.createNode('b');
+  const nodes: ConformanceNode[] = [];
   try {
+    const a = await harness.createNode('a');
+    nodes.push(a);
+    const b = await harness.createNode('b');
+    nodes.push(b);
     await a.start();
     await b.start();
     await body(harness, a, b);
   } finally {
-    await a.stop();
-    await b.stop();
+    for (const node of nodes) await node.stop();
     await harness.cleanup();
   }
 }
@@ -109,10 +111,14 @@ export function transportConformanceCases(make: () => Promise<TransportHarness>)
       name: 'refuses to send before start with StateError NOT_STARTED',
       run: async () => {
         const harness = await make();
-        const a = harness.createNode('idle');
         try {
+          const a = await harness.createNode('idle');
           assert.throws(
             () => a.sendDatagram(harness.silentAddress(), Uint8Array.of(1)),
+            (error: unknown) => error instanceof StateError && error.code === 'NOT_STARTED',
+          );
+          await assert.rejects(
+            async () => a.sendPing(harness.silentAddress(), { timeoutMs: 100 }),
             (error: unknown) => error instanceof StateError && error.code === 'NOT_STARTED',
           );
         } finally {
@@ -168,8 +174,8 @@ export function transportConformanceCases(make: () => Promise<TransportHarness>)
       name: 'stop rejects pending pings with StateError, is idempotent, and a restart works',
       run: async () => {
         const harness = await make();
-        const a = harness.createNode('a');
-        const b = harness.createNode('b');
+        const a = await harness.createNode('a');
+        const b = await harness.createNode('b');
         try {
           await a.start();
           await b.start();

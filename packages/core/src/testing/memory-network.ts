@@ -18,12 +18,20 @@ export interface LinkOptions {
   loss?: number;
   /** Probability a datagram is delivered twice. Default 0. */
   duplicate?: number;
-  /** Probability a datagram is held back by `reorderDelayMs` so later ones overtake it. Default 0. */
+  /**
+   * Probability a datagram is held back by an extra random delay (uniform in
+   * (0, reorderDelayMs]) so later ones may overtake it. Default 0.
+   */
   reorder?: number;
-  /** Extra delay of a reordered datagram. Default 20 ms. */
+  /** Largest extra delay of a reordered datagram. Default 20 ms. */
   reorderDelayMs?: number;
   /** Link capacity; datagrams queue behind each other. Default unlimited. */
   bandwidthBytesPerSecond?: number;
+  /**
+   * Largest datagram (bytes as the transport hands them to the network, framing
+   * included) the link carries; larger ones are dropped with reason 'mtu'. Default unlimited.
+   */
+  mtu?: number;
 }
 
 export type NatType = 'full-cone' | 'address-restricted' | 'port-restricted' | 'symmetric';
@@ -104,8 +112,7 @@ export class Nat {
       mapping = undefined;
     }
     if (!mapping) {
-      let port = this.nextPort;
-      while (this.byPublicPort.has(port)) port = port >= 65_535 ? 20_000 : port + 1;
+      const port = this.freePort(now);
       this.nextPort = port >= 65_535 ? 20_000 : port + 1;
       mapping = { privateAddress: from, publicPort: port, destination: symmetric ? addressKey(to) : undefined, permitted: new Set(), lastUsed: now };
       this.byPrivate.set(key, mapping);
@@ -114,6 +121,23 @@ export class Nat {
     mapping.lastUsed = now;
     mapping.permitted.add(this.type === 'address-restricted' ? to.host : addressKey(to));
     return { host: this.publicHost, port: mapping.publicPort };
+  }
+
+  /** The next public port without a live mapping; expired mappings are reclaimed on the way. */
+  private freePort(now: number): number {
+    let port = this.nextPort;
+    for (let tries = 0; tries <= 65_535 - 20_000; tries++) {
+      const holder = this.byPublicPort.get(port);
+      if (!holder) return port;
+      if (now - holder.lastUsed > this.mappingTimeoutMs) {
+        this.byPublicPort.delete(port);
+        const key = holder.destination === undefined ? addressKey(holder.privateAddress) : `${addressKey(holder.privateAddress)}>${holder.destination}`;
+        if (this.byPrivate.get(key) === holder) this.byPrivate.delete(key);
+        return port;
+      }
+      port = port >= 65_535 ? 20_000 : port + 1;
+    }
+    throw new InvalidArgumentError(`Nat ${this.publicHost}: all ${65_536 - 20_000} public ports are mapped`);
   }
 
   /** Translates an inbound datagram's destination, or undefined when the NAT filters it. */
@@ -133,15 +157,39 @@ export class Nat {
 }
 
 interface LinkState {
-  options: Required<Omit<LinkOptions, 'bandwidthBytesPerSecond'>> & { bandwidthBytesPerSecond: number | undefined };
+  options: ReturnType<typeof normalise>;
   nextFreeAt: number;
 }
 
 export interface NetworkStats {
+  /** Datagrams handed to `send`. */
   sent: number;
+  /** Datagrams handed to an endpoint (a duplicate counts twice). */
   delivered: number;
+  /** Bytes handed to endpoints. */
+  bytesDelivered: number;
+  /** Datagrams the link duplicated. */
   duplicated: number;
+  /**
+   * Datagrams dropped, by reason: 'loss', 'mtu', 'partition', 'hairpin' (to the own
+   * NAT's public address with hairpinning off), 'unroutable' (to a private host behind
+   * another NAT), 'nat-filtered' (no mapping, or the NAT type filters the sender),
+   * 'unreachable' (nothing bound at the address).
+   */
   dropped: Record<string, number>;
+}
+
+/** One step of the delivery trace, for observers (see `MemoryNetwork.observe`). */
+export interface NetworkEvent {
+  readonly at: number;
+  readonly kind: 'deliver' | 'drop';
+  /** Why it was dropped (see `NetworkStats.dropped`). */
+  readonly reason?: string;
+  /** Source as the receiver sees it (after NAT translation once translated). */
+  readonly from: Address;
+  /** Destination as addressed by the sender, or the private address delivered to. */
+  readonly to: Address;
+  readonly bytes: number;
 }
 
 export interface MemoryNetworkOptions {
@@ -157,6 +205,14 @@ function normalise(options: LinkOptions) {
     const value = options[key];
     if (value !== undefined && (!(value >= 0) || value > 1)) throw new InvalidArgumentError(`LinkOptions.${key} must be a probability in [0, 1], got ${value}`);
   }
+  for (const key of ['latencyMs', 'jitterMs', 'reorderDelayMs'] as const) {
+    const value = options[key];
+    if (value !== undefined && !(value >= 0 && Number.isFinite(value))) throw new InvalidArgumentError(`LinkOptions.${key} must be a finite number >= 0, got ${value}`);
+  }
+  for (const key of ['bandwidthBytesPerSecond', 'mtu'] as const) {
+    const value = options[key];
+    if (value !== undefined && !(value > 0)) throw new InvalidArgumentError(`LinkOptions.${key} must be > 0, got ${value}`);
+  }
   return {
     latencyMs: options.latencyMs ?? 0,
     jitterMs: options.jitterMs ?? 0,
@@ -165,6 +221,7 @@ function normalise(options: LinkOptions) {
     reorder: options.reorder ?? 0,
     reorderDelayMs: options.reorderDelayMs ?? 20,
     bandwidthBytesPerSecond: options.bandwidthBytesPerSecond,
+    mtu: options.mtu ?? Number.POSITIVE_INFINITY,
   };
 }
 
@@ -181,7 +238,8 @@ export class MemoryNetwork {
   private partitions: [Set<string>, Set<string>][] = [];
   private nextHost = 1;
   private readonly portsInUse = new Map<string, number>();
-  readonly stats: NetworkStats = { sent: 0, delivered: 0, duplicated: 0, dropped: {} };
+  readonly stats: NetworkStats = { sent: 0, delivered: 0, bytesDelivered: 0, duplicated: 0, dropped: {} };
+  private readonly observers = new Set<(event: NetworkEvent) => void>();
 
   constructor(options: MemoryNetworkOptions) {
     this.clock = options.clock;
@@ -200,7 +258,11 @@ export class MemoryNetwork {
     this.defaultLink = normalise(options);
   }
 
-  /** Properties of the link between two hosts (both directions unless `oneWay`). */
+  /**
+   * Properties of the link between two hosts, in both directions, or only from `hostA` to
+   * `hostB` when `oneWay`. Hosts are as seen on the wire: for a node behind a NAT, the
+   * NAT's public host (links between hosts behind the same NAT use the private hosts).
+   */
   setLink(hostA: string, hostB: string, options: LinkOptions, oneWay = false): void {
     this.links.set(`${hostA}>${hostB}`, { options: normalise(options), nextFreeAt: 0 });
     if (!oneWay) this.links.set(`${hostB}>${hostA}`, { options: normalise(options), nextFreeAt: 0 });
@@ -215,6 +277,15 @@ export class MemoryNetwork {
     this.partitions = [];
   }
 
+  /**
+   * Calls `listener` for every delivery and every drop, in order: the delivery trace,
+   * identical between runs with the same seed. Returns a function that unsubscribes.
+   */
+  observe(listener: (event: NetworkEvent) => void): () => void {
+    this.observers.add(listener);
+    return () => void this.observers.delete(listener);
+  }
+
   createNat(options: NatOptions): Nat {
     const publicHost = options.publicHost ?? this.allocateHost();
     if (this.nats.has(publicHost)) throw new InvalidArgumentError(`MemoryNetwork: ${publicHost} already has a NAT`);
@@ -225,12 +296,16 @@ export class MemoryNetwork {
 
   /** Binds an endpoint; port 0 picks a free one. Returns the bound address. */
   bind(host: string, port: number, endpoint: Endpoint, nat?: Nat): Address {
+    if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new InvalidArgumentError(`MemoryNetwork.bind: port must be 0..65535, got ${port}`);
     let chosen = port;
     if (chosen === 0) {
       let next = this.portsInUse.get(host) ?? 40_000;
-      while (this.endpoints.has(`${host}:${next}`)) next = next >= 65_535 ? 1024 : next + 1;
+      for (let tries = 0; this.endpoints.has(`${host}:${next}`); tries++) {
+        if (tries > 65_535) throw new InvalidArgumentError(`MemoryNetwork.bind: no free port on ${host}`);
+        next = next >= 65_535 ? 1024 : next + 1;
+      }
       chosen = next;
-      this.portsInUse.set(host, next + 1);
+      this.portsInUse.set(host, next >= 65_535 ? 1024 : next + 1);
     }
     const key = `${host}:${chosen}`;
     if (this.endpoints.has(key)) throw new InvalidArgumentError(`MemoryNetwork: ${key} is already bound`);
@@ -248,8 +323,13 @@ export class MemoryNetwork {
     return this.endpoints.size;
   }
 
-  private drop(reason: string): void {
+  private drop(reason: string, from: Address, to: Address, bytes: number): void {
     this.stats.dropped[reason] = (this.stats.dropped[reason] ?? 0) + 1;
+    if (this.observers.size > 0) this.notify({ at: this.clock.now(), kind: 'drop', reason, from, to, bytes });
+  }
+
+  private notify(event: NetworkEvent): void {
+    for (const listener of [...this.observers]) listener(event);
   }
 
   private blocked(a: string, b: string): boolean {
@@ -268,24 +348,35 @@ export class MemoryNetwork {
   /** Sends a datagram from a bound endpoint. The payload is copied. */
   send(from: Address, to: Address, data: Uint8Array): void {
     this.stats.sent++;
+    const bytes = data.byteLength;
     const senderNat = this.natOf.get(from.host);
+    const targetNat = this.natOf.get(to.host);
+    if (targetNat !== undefined && targetNat !== senderNat) {
+      // A private address is only reachable from behind the same NAT.
+      this.drop('unroutable', from, to, bytes);
+      return;
+    }
     let wireFrom = from;
-    if (senderNat && !senderNat.isPrivate(to.host)) {
+    if (senderNat && targetNat !== senderNat) {
       if (to.host === senderNat.publicHost && !senderNat.hairpin) {
-        this.drop('hairpin');
+        this.drop('hairpin', from, to, bytes);
         return;
       }
       wireFrom = senderNat.outbound(from, to);
     }
     if (this.blocked(from.host, to.host) || (wireFrom !== from && this.blocked(wireFrom.host, to.host))) {
-      this.drop('partition');
+      this.drop('partition', wireFrom, to, bytes);
       return;
     }
     const state = this.link(wireFrom.host, to.host);
     const link = state.options;
+    if (bytes > link.mtu) {
+      this.drop('mtu', wireFrom, to, bytes);
+      return;
+    }
     const random = this.random;
     if (link.loss > 0 && random.float() < link.loss) {
-      this.drop('loss');
+      this.drop('loss', wireFrom, to, bytes);
       return;
     }
     const now = this.clock.now();
@@ -302,7 +393,7 @@ export class MemoryNetwork {
     for (let i = 0; i < copies; i++) {
       let delayMs = departure - now + link.latencyMs;
       if (link.jitterMs > 0) delayMs += random.float() * link.jitterMs;
-      if (link.reorder > 0 && random.float() < link.reorder) delayMs += link.reorderDelayMs;
+      if (link.reorder > 0 && random.float() < link.reorder) delayMs += (1 - random.float()) * link.reorderDelayMs;
       if (delayMs <= 0) delayMs = 0;
       this.clock.setTimeout(() => this.arrive(wireFrom, to, payload), delayMs);
     }
@@ -314,17 +405,19 @@ export class MemoryNetwork {
     if (nat) {
       const inside = nat.inbound(to, from);
       if (!inside) {
-        this.drop('nat-filtered');
+        this.drop('nat-filtered', from, to, data.byteLength);
         return;
       }
       target = inside;
     }
     const endpoint = this.endpoints.get(`${target.host}:${target.port}`);
     if (!endpoint) {
-      this.drop('unreachable');
+      this.drop('unreachable', from, target, data.byteLength);
       return;
     }
     this.stats.delivered++;
+    this.stats.bytesDelivered += data.byteLength;
+    if (this.observers.size > 0) this.notify({ at: this.clock.now(), kind: 'deliver', from, to: target, bytes: data.byteLength });
     endpoint.deliver(data, from);
   }
 }

@@ -3,7 +3,7 @@
  * behaves like `@deccom/udp` (same capabilities, hooks, framing, ping/pong and errors),
  * so every layer can be tested on a virtual clock with thousands of nodes.
  */
-import type { Address } from '../address.js';
+import { ipFamily, type Address } from '../address.js';
 import { InvalidArgumentError, StateError } from '../errors.js';
 import { ByteReader, ByteWriter } from '../bytes.js';
 import { CONTROL_HEADER_LENGTH, decodeFrame, dropReason, FRAME_CONTROL, FRAME_DATA, PROTOCOL, protocolId } from '../frame.js';
@@ -34,9 +34,27 @@ function encodePing(type: number, id: number): Uint8Array {
   return new ByteWriter(CONTROL_HEADER_LENGTH + 4).u8(FRAME_CONTROL).u8(MEMORY_PROTOCOL.id).u8(MEMORY_PROTOCOL.version).u8(type).u32(id).finish();
 }
 
+/** True when `to` is something a UDP socket could send to: an IP literal and a port 1..65535. */
+const sendable = (to: Address): boolean =>
+  typeof to === 'object' && to !== null && typeof to.host === 'string' && ipFamily(to.host) !== 0 && Number.isInteger(to.port) && to.port >= 1 && to.port <= 65_535;
+
+const badAddress = (what: string, to: Address): InvalidArgumentError =>
+  new InvalidArgumentError(`memory.${what}: cannot send to ${JSON.stringify(to?.host)} port ${String(to?.port)} (an IP literal and a port 1..65535 are needed)`);
+
+/**
+ * A datagram transport on `network`, behaving like `@deccom/udp`: provides
+ * `sendDatagram`, `localAddress`, `maxDatagramSize` and `sendPing`; offers the exclusive
+ * hook `datagram` and the event `traffic`. Binds on start (a fresh host unless `host`,
+ * port 0 picks one), unbinds on stop; a restart rebinds the same address.
+ */
 export function memoryTransport(network: MemoryNetwork, options: MemoryTransportOptions = {}) {
   const maxPayload = options.maxDatagramSize ?? 1400;
+  if (!Number.isInteger(maxPayload) || maxPayload < 0) throw new InvalidArgumentError(`memoryTransport: maxDatagramSize must be an integer >= 0, got ${maxPayload}`);
   const pingTimeoutMs = options.pingTimeoutMs ?? 2000;
+  if (!(pingTimeoutMs > 0)) throw new InvalidArgumentError(`memoryTransport: pingTimeoutMs must be > 0, got ${pingTimeoutMs}`);
+  const port = options.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new InvalidArgumentError(`memoryTransport: port must be 0..65535, got ${port}`);
+  if (options.host !== undefined && ipFamily(options.host) !== 4) throw new InvalidArgumentError(`memoryTransport: host must be an IPv4 literal, got '${options.host}'`);
   let host = options.host;
   return defineLayer({
     type: 'memory',
@@ -85,7 +103,7 @@ export function memoryTransport(network: MemoryNetwork, options: MemoryTransport
       return {
         start: () => {
           host ??= options.nat ? options.nat.allocatePrivateHost() : network.allocateHost();
-          bound = network.bind(host, lastPort ?? options.port ?? 0, endpoint, options.nat);
+          bound = network.bind(host, lastPort ?? port, endpoint, options.nat);
           lastPort = bound.port;
         },
         stop: () => {
@@ -104,6 +122,11 @@ export function memoryTransport(network: MemoryNetwork, options: MemoryTransport
               counters.drop('self');
               return;
             }
+            if (!sendable(to)) throw badAddress('sendDatagram', to);
+            if (ipFamily(to.host) !== 4) {
+              counters.drop('address-family');
+              return;
+            }
             counters.add('datagrams-out');
             counters.add('bytes-out', data.byteLength + 1);
             const framed = new Uint8Array(data.byteLength + 1);
@@ -115,6 +138,8 @@ export function memoryTransport(network: MemoryNetwork, options: MemoryTransport
           sendPing: async (to: Address, pingOptions = {}) => {
             const from = requireBound('sendPing');
             if (to.host === from.host && to.port === from.port) throw new InvalidArgumentError('memory.sendPing: cannot ping this node itself');
+            if (!sendable(to)) throw badAddress('sendPing', to);
+            if (ipFamily(to.host) !== 4) throw new InvalidArgumentError(`memory.sendPing: ${to.host} is not an IPv4 address`);
             let id = 0;
             let key = '';
             do {
