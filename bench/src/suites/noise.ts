@@ -46,7 +46,6 @@ promiseStatics.withResolvers ??= () => {
 };
 
 const require = createRequire(import.meta.url);
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const SecretStream = require('@hyperswarm/secret-stream') as any;
 
 const MIB = 1024 * 1024;
@@ -298,12 +297,29 @@ async function datagramRate(mode: 'encrypt' | 'plaintext'): Promise<{ perSecond:
     const target = b.localAddress();
     if (mode === 'encrypt') await a.secureConnect(target);
     const payload = CHUNK.subarray(0, 512);
+    // A window of WINDOW datagrams in flight, so the rate is what the stack sustains rather
+    // than what the kernel's socket buffer drops; a window stalled for 20 ms counts as lost.
+    const WINDOW = 256;
+    let lost = 0;
+    let progressAt = now();
+    let lastReceived = 0;
     const start = now();
-    for (let sent = 0; sent < DATAGRAMS; ) {
-      for (let i = 0; i < 200 && sent < DATAGRAMS; i++, sent++) a.sendDatagram(target, payload);
+    let sent = 0;
+    while (sent < DATAGRAMS) {
+      while (sent < DATAGRAMS && sent - received - lost < WINDOW) {
+        a.sendDatagram(target, payload);
+        sent++;
+      }
       await new Promise((resolve) => setImmediate(resolve));
+      if (received !== lastReceived) {
+        lastReceived = received;
+        progressAt = now();
+      } else if (now() - progressAt > 20) {
+        lost = sent - received;
+        progressAt = now();
+      }
     }
-    await waitFor(() => received >= DATAGRAMS, 2_000);
+    await waitFor(() => received + lost >= DATAGRAMS, 2_000);
     return { perSecond: (received * 1000) / ((last || now()) - start), lost: DATAGRAMS - received };
   } finally {
     await a.stop();
@@ -433,6 +449,13 @@ async function libp2pThroughput(bytes: number): Promise<number> {
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
+  // Sockets of the baselines torn down mid-connect (secret-stream, libp2p) can raise
+  // ECONNRESET with no listener; count them rather than abort the run.
+  let stray = 0;
+  process.on('uncaughtException', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ECONNRESET' && error.code !== 'EPIPE') throw error;
+    stray++;
+  });
   setIdentityProofCacheSize(0);
   const node = nodeNoiseCrypto()!;
   const series: Record<string, number[]> = {};
@@ -493,7 +516,8 @@ async function main(): Promise<void> {
     accept('node:crypto / noble, ChaCha20-Poly1305 64 KiB', f('aead-64k-MBps.node') / f('aead-64k-MBps.noble'), 1),
     accept('node:crypto / noble, X25519', f('x25519-per-s.node') / f('x25519-per-s.noble'), 1),
   ];
-  writeResults('noise', { ...figures, runs: RUNS, bytes: BYTES, libp2pBytes: LIBP2P_BYTES, pairs: PAIRS, handshakeMs: HANDSHAKE_MS, datagrams: DATAGRAMS }, acceptance);
+  console.log(`stray socket errors ignored: ${stray}`);
+  writeResults('noise', { ...figures, strayErrors: stray, runs: RUNS, bytes: BYTES, libp2pBytes: LIBP2P_BYTES, pairs: PAIRS, handshakeMs: HANDSHAKE_MS, datagrams: DATAGRAMS }, acceptance);
 }
 
 await main();

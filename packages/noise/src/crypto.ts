@@ -48,6 +48,8 @@ export interface AeadFunctions {
   readonly name: CipherName;
   /** Ciphertext followed by the tag. Throws RangeError for a wrong key or nonce length. */
   seal(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /** Like {@link seal}, writing ciphertext and tag into `out` at `offset` (saves a copy of large messages). */
+  sealInto(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): void;
   /** The plaintext, or undefined when authentication fails. */
   open(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | undefined;
 }
@@ -133,6 +135,10 @@ function nobleAead(name: CipherName): AeadFunctions {
     seal: (key, nonce, ad, plaintext) => {
       checkAead(key, nonce);
       return make(key, nonce, ad).encrypt(plaintext);
+    },
+    sealInto: (key, nonce, ad, plaintext, out, offset) => {
+      checkAead(key, nonce);
+      out.set(make(key, nonce, ad).encrypt(plaintext), offset);
     },
     open: (key, nonce, ad, ciphertext) => {
       checkAead(key, nonce);
@@ -309,6 +315,15 @@ function nodeAead(nodeCrypto: NodeCrypto, name: CipherName): AeadFunctions {
       out.set(tail, body.length);
       out.set(cipher.getAuthTag(), plaintext.length);
       return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    },
+    sealInto: (key, nonce, ad, plaintext, out, offset) => {
+      checkAead(key, nonce);
+      const cipher = nodeCrypto.createCipheriv(algorithm as 'chacha20-poly1305', key, nonce, { authTagLength: AEAD_TAG_LENGTH });
+      if (ad.length > 0) cipher.setAAD(ad, { plaintextLength: plaintext.length });
+      if (plaintext.length > 0) out.set(cipher.update(plaintext), offset);
+      const tail = cipher.final();
+      out.set(tail, offset + plaintext.length - tail.length);
+      out.set(cipher.getAuthTag(), offset + plaintext.length);
     },
     open: (key, nonce, ad, ciphertext) => {
       checkAead(key, nonce);

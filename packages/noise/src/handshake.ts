@@ -96,6 +96,13 @@ export class CipherState {
     return this.aead.seal(this.key, this.nonceFor(nonce), ad, plaintext);
   }
 
+  /** {@link encryptAt} writing into `out` at `offset` (`plaintext.length + 16` bytes). */
+  encryptAtInto(nonce: number, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): void {
+    if (this.key === undefined) throw new NoiseError('HANDSHAKE_STATE', 'cipher state has no key');
+    if (!Number.isSafeInteger(nonce) || nonce < 0) throw new RangeError(`nonce must be a safe non-negative integer, got ${nonce}`);
+    this.aead.sealInto(this.key, this.nonceFor(nonce), ad, plaintext, out, offset);
+  }
+
   /** Decrypts with an explicit nonce; undefined when authentication fails. */
   decryptAt(nonce: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | undefined {
     if (this.key === undefined) throw new NoiseError('HANDSHAKE_STATE', 'cipher state has no key');

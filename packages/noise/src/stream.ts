@@ -52,7 +52,7 @@ export const STREAM_HEADER_LENGTH = 1 + 8;
 /** A stream frame: length u32 (of what follows), flags u8, counter u64, sealed bytes. */
 export const STREAM_FRAME_HEADER_LENGTH = 4 + 1 + 8;
 /** Plaintext bytes per stream frame at most. */
-export const STREAM_FRAME_PLAINTEXT = 64 * 1024;
+export const STREAM_FRAME_PLAINTEXT = 256 * 1024;
 const FLAG_END = 1;
 const SEALED_HEADER_LENGTH = 1 + 8;
 
@@ -297,7 +297,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
       const sealInto = (session: StreamSession, counter: number, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): void => {
         const cipher = session.send.forCounter(counter)!;
         if (mode === 'encrypt') {
-          out.set(cipher.encryptAt(counter, ad, plaintext), offset);
+          cipher.encryptAtInto(counter, ad, plaintext, out, offset);
         } else {
           out.set(plaintext, offset);
           const authenticated = new Uint8Array(ad.length + plaintext.length);
@@ -440,6 +440,14 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         const chunks: Uint8Array[] = [];
         let buffered = 0;
         const take = (n: number): Uint8Array => {
+          const head = chunks[0]!;
+          if (head.length >= n) {
+            // The whole frame is in one chunk: a view, no copy.
+            if (head.length === n) chunks.shift();
+            else chunks[0] = head.subarray(n);
+            buffered -= n;
+            return head.subarray(0, n);
+          }
           const out = new Uint8Array(n);
           let filled = 0;
           while (filled < n) {
