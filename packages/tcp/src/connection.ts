@@ -552,7 +552,12 @@ export class Connection implements IncomingStreamHost {
     return id;
   }
 
-  private admit(bytes: number, write: () => void, stream: OutStream): Promise<void> {
+  /** Writes now when nothing waits ahead and the limit allows (no promise); else queues and returns a promise. */
+  private admit(bytes: number, write: () => void, stream: OutStream): Promise<void> | undefined {
+    if (this.canAdmitNow(bytes)) {
+      write();
+      return undefined;
+    }
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         bytes,
@@ -619,7 +624,7 @@ export class Connection implements IncomingStreamHost {
           const piece = chunk.subarray(offset, offset + n);
           stream.credit -= n;
           offset += n;
-          await this.admit(
+          const queued = this.admit(
             CHUNK_HEADER_LENGTH + n,
             () => {
               this.host.hot.streamBytesOut += n;
@@ -629,6 +634,7 @@ export class Connection implements IncomingStreamHost {
             },
             stream,
           );
+          if (queued) await queued;
         }
       }
       if (stream.stop) throw stream.stop;
