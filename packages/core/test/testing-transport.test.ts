@@ -145,6 +145,46 @@ describe('memoryTransport', () => {
   });
 });
 
+describe('memoryTransport receive path fuzz', () => {
+  it('survives 100,000 random and mutated frames without throwing, and keeps answering pings', async () => {
+    const { clock, network, node, stopAll } = world(3);
+    const target = await node();
+    const peer = await node();
+    const raw = network.bind(network.allocateHost(), 0, { deliver: () => {} });
+    const random = seededRandom(99);
+    const valid = [
+      Uint8Array.of(0x00, 1, 2, 3),
+      Uint8Array.of(0x01, 0x01, 0x01, 0x01, 0, 0, 0, 1), // ping
+      Uint8Array.of(0x01, 0x01, 0x01, 0x02, 0, 0, 0, 1), // unsolicited pong
+    ];
+    for (let i = 0; i < 100_000; i++) {
+      let bytes: Uint8Array;
+      if (i % 2 === 0) {
+        bytes = new Uint8Array(random.int(12));
+        for (let k = 0; k < bytes.length; k++) bytes[k] = random.int(256);
+      } else {
+        const base = valid[random.int(valid.length)]!;
+        const length = random.int(4) === 0 ? random.int(base.length + 3) : base.length;
+        bytes = new Uint8Array(length);
+        bytes.set(base.subarray(0, Math.min(length, base.length)));
+        for (let m = 1 + random.int(3); m > 0 && length > 0; m--) bytes[random.int(length)] = random.int(256);
+      }
+      network.send(raw, target.localAddress(), bytes);
+      if (i % 5000 === 4999) await clock.advance(20);
+    }
+    await clock.advance(20);
+    const counters = target.counters()['memory']!;
+    expect(counters['datagrams-in']).toBe(100_000);
+    const dropped = Object.entries(counters).filter(([key]) => key.startsWith('dropped.')).reduce((sum, [, value]) => sum + value, 0);
+    expect(dropped).toBeGreaterThan(50_000);
+    const rtt = outcome(peer.sendPing(target.localAddress()));
+    await clock.advance(50);
+    expect(await rtt).toBe(20);
+    network.unbind(raw);
+    await stopAll();
+  });
+});
+
 describe('VirtualClock', () => {
   it('runUntil stops as soon as the predicate holds, and carries many timers in order', async () => {
     const clock = new VirtualClock();
