@@ -289,6 +289,8 @@ export class MemoryNetwork {
   createNat(options: NatOptions): Nat {
     const publicHost = options.publicHost ?? this.allocateHost();
     if (this.nats.has(publicHost)) throw new InvalidArgumentError(`MemoryNetwork: ${publicHost} already has a NAT`);
+    // Each NAT gets its own /24 in 172.16.0.0/12 (16 x 250 of them), so private hosts stay unique.
+    if (this.nats.size >= 16 * 250) throw new InvalidArgumentError('MemoryNetwork: at most 4,000 NATs per network');
     const nat = new Nat(this.clock, { ...options, publicHost }, this.nats.size);
     this.nats.set(publicHost, nat);
     return nat;
