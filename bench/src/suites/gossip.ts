@@ -42,12 +42,21 @@ function connected(nodes: Sim['nodes']): boolean {
   nodes.forEach((n, i) =>
     n.getPeers().forEach((p) => {
       const j = index.get(p.id.hex);
-      if (j !== undefined) adjacency[i]!.push(j), adjacency[j]!.push(i);
+      if (j !== undefined) {
+        adjacency[i]!.push(j);
+        adjacency[j]!.push(i);
+      }
     }),
   );
   const seen = new Set([0]);
   const stack = [0];
-  while (stack.length) for (const j of adjacency[stack.pop()!]!) if (!seen.has(j)) seen.add(j), stack.push(j);
+  while (stack.length) {
+    for (const j of adjacency[stack.pop()!]!) {
+      if (seen.has(j)) continue;
+      seen.add(j);
+      stack.push(j);
+    }
+  }
   return seen.size === nodes.length;
 }
 
