@@ -56,7 +56,7 @@ export { CipherState, SymmetricState, HandshakeState, MAX_MESSAGE_LENGTH, type H
 export { createIdentityProof, verifyIdentityProof, verifyIdentityProofAsync, setIdentityProofCacheSize } from './identity.js';
 export { ReplayWindow, REPLAY_WINDOW, type ReplayVerdict } from './replay.js';
 export { noise, type NoiseOptions, type NoiseMode, type SecureSession, type SecureConnectOptions } from './datagram.js';
-export { noiseStream, STREAM_MESSAGE, STREAM_MAGIC, STREAM_FRAME_PLAINTEXT, type NoiseStreamOptions } from './stream.js';
+export { noiseStream, type NoiseStreamOptions } from './stream.js';
 export {
   NOISE_PROTOCOL,
   MESSAGE,
@@ -74,5 +74,11 @@ export {
   encodeIdentityProof,
   decodeIdentityProof,
   staticKeySigningInput,
+  STREAM_MESSAGE,
+  STREAM_MAGIC,
+  STREAM_FRAME_PLAINTEXT,
+  decodeSealedMessage,
+  decodeStreamHeader,
+  decodeStreamFrame,
   type IdentityProof,
 } from './wire.js';

@@ -13,7 +13,9 @@
  */
 import {
   defineLayer,
+  dropReason,
   InvalidArgumentError,
+  WireError,
   StateError,
   utf8Encode,
   type Address,
@@ -30,7 +32,21 @@ import { CipherState, HandshakeState } from './handshake.js';
 import { createIdentityProof, verifyIdentityProofAsync } from './identity.js';
 import { parseProtocolName } from './patterns.js';
 import { ReplayWindow, REPLAY_WINDOW } from './replay.js';
-import { TAG_LENGTH } from './wire.js';
+import {
+  checkStreamFrameLength,
+  decodeSealedMessage,
+  decodeStreamFrame,
+  decodeStreamHeader,
+  SEALED_HEADER_LENGTH,
+  STREAM_FLAG_END,
+  STREAM_FRAME_HEADER_LENGTH,
+  STREAM_FRAME_PLAINTEXT,
+  STREAM_HEADER_LENGTH,
+  STREAM_MAGIC,
+  STREAM_MESSAGE,
+  TAG_LENGTH,
+  writeStreamFrameHeader,
+} from './wire.js';
 
 declare module '@deccom/core' {
   interface Capabilities {
@@ -39,22 +55,7 @@ declare module '@deccom/core' {
   }
 }
 
-/** Message kinds on the transport below (first byte of each message). */
-export const STREAM_MESSAGE = {
-  handshake1: 1,
-  handshake2: 2,
-  handshake3: 3,
-  sealed: 4,
-} as const;
-/** First byte of every stream this layer sends, then an 8-byte stream id. */
-export const STREAM_MAGIC = 0x05;
-export const STREAM_HEADER_LENGTH = 1 + 8;
-/** A stream frame: length u32 (of what follows), flags u8, counter u64, sealed bytes. */
-export const STREAM_FRAME_HEADER_LENGTH = 4 + 1 + 8;
-/** Plaintext bytes per stream frame at most. */
-export const STREAM_FRAME_PLAINTEXT = 256 * 1024;
-const FLAG_END = 1;
-const SEALED_HEADER_LENGTH = 1 + 8;
+export { STREAM_MESSAGE, STREAM_MAGIC, STREAM_FRAME_PLAINTEXT } from './wire.js';
 
 export interface NoiseStreamOptions {
   /** `'encrypt'` (default) or `'sign-only'`. Both sides must agree (bound into the handshake). */
@@ -322,23 +323,21 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
       const SEALED_AD = Uint8Array.of(STREAM_MESSAGE.sealed);
 
       const openSealed = (session: StreamSession, message: Uint8Array, from: NodeId, address: Address): void => {
-        if (message.length < SEALED_HEADER_LENGTH + TAG_LENGTH) {
-          counters.drop('truncated');
+        let counter: number;
+        let sealed: Uint8Array;
+        try {
+          ({ counter, sealed } = decodeSealedMessage(message));
+        } catch (error) {
+          if (!(error instanceof WireError)) throw error;
+          counters.drop(dropReason(error));
           return;
         }
-        const view = new DataView(message.buffer, message.byteOffset, message.byteLength);
-        const high = view.getUint32(1);
-        if (high > 0x1fffff) {
-          counters.drop('malformed');
-          return;
-        }
-        const counter = high * 0x1_0000_0000 + view.getUint32(5);
         const verdict = session.replay.check(counter);
         if (verdict !== 'ok') {
           counters.drop(verdict);
           return;
         }
-        const plain = open(session, counter, SEALED_AD, message.subarray(SEALED_HEADER_LENGTH));
+        const plain = open(session, counter, SEALED_AD, sealed);
         if (plain === undefined) {
           counters.drop('tampered');
           return;
@@ -497,33 +496,45 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
             if (ad === undefined) {
               if (buffered < STREAM_HEADER_LENGTH) break;
               const header = take(STREAM_HEADER_LENGTH);
-              if (header[0] !== STREAM_MAGIC) fail('malformed', 'not a noise stream');
-              // Each frame's associated data: the stream id then the frame flags.
+              let streamId: Uint8Array;
+              try {
+                streamId = decodeStreamHeader(header);
+              } catch (error) {
+                return fail(dropReason(error), error instanceof Error ? error.message : 'bad stream header');
+              }
+              // Each frame's associated data: magic, the stream id, then the frame flags.
               ad = new Uint8Array(STREAM_HEADER_LENGTH + 1);
-              ad.set(header);
+              ad[0] = STREAM_MAGIC;
+              ad.set(streamId, 1);
               session ??= sessions.get(from.hex) ?? (await pending.get(from.hex)?.promise.catch(() => undefined));
               if (!session) fail('no-session', 'no session');
               continue;
             }
             if (buffered < 4) break;
             const length = peek32();
-            if (length < 1 + 8 + TAG_LENGTH || length > 1 + 8 + STREAM_FRAME_PLAINTEXT + TAG_LENGTH) fail('malformed', `frame length ${length}`);
+            try {
+              checkStreamFrameLength(length);
+            } catch (error) {
+              return fail(dropReason(error), `frame length ${length}`);
+            }
             if (buffered < 4 + length) break;
             const frame = take(4 + length);
             if (ended) fail('trailing-bytes', 'data after the end frame');
-            const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
-            const flags = frame[4]!;
-            const high = view.getUint32(5);
-            if (high > 0x1fffff || (flags & ~FLAG_END) !== 0) fail('malformed', 'bad frame header');
-            const counter = high * 0x1_0000_0000 + view.getUint32(9);
+            let decoded: { flags: number; counter: number; sealed: Uint8Array };
+            try {
+              decoded = decodeStreamFrame(frame);
+            } catch (error) {
+              return fail(dropReason(error), error instanceof Error ? error.message : 'bad frame');
+            }
+            const { flags, counter } = decoded;
             if (counter <= lastCounter) fail('replayed', 'frames out of order');
             if (session!.replay.check(counter) !== 'ok') fail('replayed', 'frame replayed');
             ad[STREAM_HEADER_LENGTH] = flags;
-            const plain = open(session!, counter, ad, frame.subarray(STREAM_FRAME_HEADER_LENGTH));
+            const plain = open(session!, counter, ad, decoded.sealed);
             if (plain === undefined) fail('tampered', 'frame authentication failed');
             session!.replay.accept(counter);
             lastCounter = counter;
-            if (flags & FLAG_END) {
+            if (flags & STREAM_FLAG_END) {
               ended = true;
               continue;
             }
@@ -575,13 +586,8 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         yield ad.slice(0, STREAM_HEADER_LENGTH);
         const frame = (payload: Uint8Array, flags: number): Uint8Array => {
           const counter = session.sendCounter++;
-          const length = 1 + 8 + payload.length + TAG_LENGTH;
-          const out = new Uint8Array(4 + length);
-          const view = new DataView(out.buffer);
-          view.setUint32(0, length);
-          out[4] = flags;
-          view.setUint32(5, Math.floor(counter / 0x1_0000_0000));
-          view.setUint32(9, counter >>> 0);
+          const out = new Uint8Array(STREAM_FRAME_HEADER_LENGTH + payload.length + TAG_LENGTH);
+          writeStreamFrameHeader(out, payload.length, flags, counter);
           ad[STREAM_HEADER_LENGTH] = flags;
           sealInto(session, counter, ad, payload, out, STREAM_FRAME_HEADER_LENGTH);
           return out;
@@ -593,7 +599,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
             yield frame(piece, 0);
           }
         }
-        yield frame(EMPTY, FLAG_END);
+        yield frame(EMPTY, STREAM_FLAG_END);
         counters.add('streams-out');
       }
 

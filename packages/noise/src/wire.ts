@@ -202,3 +202,72 @@ export function decodeIdentityProof(bytes: Uint8Array): IdentityProof {
   reader.end('identity proof');
   return { publicKey, signature };
 }
+
+// ---------------------------------------------------------------------------
+// noiseStream(): what travels over the message/stream transport below
+
+/** Message kinds on the transport below (first byte of each message). */
+export const STREAM_MESSAGE = {
+  handshake1: 1,
+  handshake2: 2,
+  handshake3: 3,
+  sealed: 4,
+} as const;
+/** First byte of every stream, then an 8-byte stream id. */
+export const STREAM_MAGIC = 0x05;
+export const STREAM_HEADER_LENGTH = 1 + 8;
+/** A stream frame: length u32 (of what follows), flags u8, counter u64, sealed bytes. */
+export const STREAM_FRAME_HEADER_LENGTH = 4 + 1 + 8;
+/** Plaintext bytes per stream frame at most. */
+export const STREAM_FRAME_PLAINTEXT = 256 * 1024;
+export const STREAM_FLAG_END = 1;
+/** Kind byte and counter in front of a sealed message. */
+export const SEALED_HEADER_LENGTH = 1 + 8;
+
+/** A sealed message: kind 4, counter u64, ciphertext and tag. */
+export function decodeSealedMessage(message: Uint8Array): { counter: number; sealed: Uint8Array } {
+  const reader = new ByteReader(message);
+  const kind = reader.u8('sealed kind');
+  if (kind !== STREAM_MESSAGE.sealed) throw new WireError('WIRE_UNKNOWN_TYPE', `sealed message kind ${kind}`);
+  const counter = reader.u53('sealed counter');
+  const sealed = reader.rest();
+  if (sealed.length < TAG_LENGTH) throw new WireError('WIRE_TRUNCATED', `sealed message of ${sealed.length} bytes has no room for its tag`);
+  return { counter, sealed };
+}
+
+/** The first bytes of a stream: magic and stream id. */
+export function decodeStreamHeader(header: Uint8Array): Uint8Array {
+  const reader = new ByteReader(header);
+  const magic = reader.u8('stream magic');
+  if (magic !== STREAM_MAGIC) throw new WireError('WIRE_MALFORMED', `not a noise stream (0x${magic.toString(16)})`);
+  const id = reader.bytesView(8, 'stream id');
+  reader.end('stream header');
+  return id;
+}
+
+/** Checks a frame's length prefix; throws WireError when it is out of range. */
+export function checkStreamFrameLength(length: number): void {
+  if (length < 1 + 8 + TAG_LENGTH) throw new WireError('WIRE_TRUNCATED', `stream frame of ${length} bytes`);
+  if (length > 1 + 8 + STREAM_FRAME_PLAINTEXT + TAG_LENGTH) throw new WireError('WIRE_OVERSIZED', `stream frame of ${length} bytes`);
+}
+
+/** One whole stream frame (length prefix included). */
+export function decodeStreamFrame(frame: Uint8Array): { flags: number; counter: number; sealed: Uint8Array } {
+  const reader = new ByteReader(frame);
+  const length = reader.u32('frame length');
+  checkStreamFrameLength(length);
+  if (length !== reader.remaining) throw new WireError(length > reader.remaining ? 'WIRE_TRUNCATED' : 'WIRE_TRAILING_BYTES', `stream frame length ${length}, ${reader.remaining} bytes`);
+  const flags = reader.u8('frame flags');
+  if ((flags & ~STREAM_FLAG_END) !== 0) throw new WireError('WIRE_MALFORMED', `stream frame flags 0x${flags.toString(16)}`);
+  const counter = reader.u53('frame counter');
+  return { flags, counter, sealed: reader.rest() };
+}
+
+/** Writes a frame header (length prefix, flags, counter) at the start of `out`. */
+export function writeStreamFrameHeader(out: Uint8Array, payloadLength: number, flags: number, counter: number): void {
+  const view = new DataView(out.buffer, out.byteOffset, STREAM_FRAME_HEADER_LENGTH);
+  view.setUint32(0, 1 + 8 + payloadLength + TAG_LENGTH);
+  out[4] = flags;
+  view.setUint32(5, Math.floor(counter / 0x1_0000_0000));
+  view.setUint32(9, counter >>> 0);
+}

@@ -17,6 +17,9 @@ import {
   encodeInitiation,
   encodeUnknownSession,
   MESSAGE,
+  decodeSealedMessage,
+  decodeStreamFrame,
+  decodeStreamHeader,
 } from '../src/index.js';
 import { makeNetwork, makeNoiseNode, text } from './harness.js';
 
@@ -57,6 +60,9 @@ describe('decoder fuzz', () => {
     ['cookie', encodeCookie(5, random32(seed, 16)).subarray(4), decodeCookie],
     ['unknown-session', encodeUnknownSession(5).subarray(4), decodeUnknownSession],
     ['identity proof', encodeIdentityProof({ publicKey: random32(seed), signature: random32(seed, 64) }), decodeIdentityProof],
+    ['sealed message', Uint8Array.of(4, 0, 0, 0, 0, 0, 0, 0, 7, ...random32(seed, 40)), decodeSealedMessage],
+    ['stream header', Uint8Array.of(5, ...random32(seed, 8)), decodeStreamHeader],
+    ['stream frame', Uint8Array.of(0, 0, 0, 30, 0, 0, 0, 0, 0, 0, 0, 0, 9, ...random32(seed, 21)), decodeStreamFrame],
   ];
   for (const [name, valid, decode] of samples) {
     it(`${name}: ${RUNS.toLocaleString('en')} random and mutated inputs throw nothing but WireError`, { timeout: 120_000 }, () => {
