@@ -29,7 +29,7 @@ const HOST = '127.0.0.1';
 const RUNS = Math.max(3, Number(process.env['BENCH_RUNS'] ?? 5));
 const BIG = Number(process.env['BENCH_TCP_BYTES'] ?? 1024 * MIB);
 /** Stream runs are cheap (no 1 GiB buffers): more of them steady the median on a busy machine. */
-const STREAM_RUNS = Math.max(RUNS, Number(process.env['BENCH_TCP_STREAM_RUNS'] ?? 9));
+const STREAM_RUNS = Math.max(RUNS, Number(process.env['BENCH_TCP_STREAM_RUNS'] ?? 15));
 const SMALL_COUNT = Number(process.env['BENCH_TCP_MESSAGES'] ?? 300_000);
 const SMALL_SIZE = 1024;
 const CONNECT_PEERS = Number(process.env['BENCH_TCP_CONNECT_PEERS'] ?? 200);

@@ -364,7 +364,8 @@ export class FrameDecoder {
         }
         case STATE_CHUNK_DATA: {
           const take = Math.min(this.remaining, length - offset);
-          const piece = input.subarray(offset, offset + take);
+          // A read that is all chunk data (the common case mid-stream) goes on as it is.
+          const piece = offset === 0 && take === length ? input : input.subarray(offset, offset + take);
           offset += take;
           this.remaining -= take;
           if (this.remaining === 0) this.state = STATE_HEADER;
