@@ -27,7 +27,8 @@
  * Pacing (RFC 9002 7.7): packets leave at gain·cwnd/SRTT (gain 2 in slow start, 1.25
  * after), from a token bucket whose depth is the larger of `minBurstPackets` packets and
  * what the rate allows in `burstMs` (timers only fire at millisecond resolution, so the
- * bucket has to cover a timer tick).
+ * bucket has to cover a timer tick). Paths with an RTT under `pacingMinRttMs` are not
+ * paced (see {@link Pacer.rate}).
  */
 
 export interface CongestionController {
@@ -36,6 +37,8 @@ export interface CongestionController {
   readonly slowStart: boolean;
   /** A packet sent at `sentAt` of `bytes` was acknowledged; `windowLimited` if the sender was using its window. */
   onAcked(bytes: number, sentAt: number, windowLimited: boolean): void;
+  /** The path's smoothed RTT changed (ms); `now` for windowed minimum tracking. */
+  onRttUpdate(srttMs: number, now: number): void;
   /** A packet sent at `sentAt` was declared lost at `now`. */
   onLost(sentAt: number, now: number): void;
   /** Every packet in flight was lost over several timeouts. */
@@ -53,9 +56,16 @@ export interface NewRenoOptions {
   minimumPackets?: number;
   /** Largest window in bytes. Default 32 MiB. */
   maximumBytes?: number;
-  /** Multiplicative decrease β. Default 0.5 (RFC 5681). */
+  /** Multiplicative decrease β on a congestive loss. Default 0.5 (RFC 5681). */
   beta?: number;
+  /** Multiplicative decrease on a loss taken as random (backlog under {@link VENO_BACKLOG_PACKETS}). Default 0.8 (Veno). */
+  randomLossBeta?: number;
 }
+
+/** Veno's backlog threshold in packets: below it the path has no standing queue and a loss is taken as random. */
+export const VENO_BACKLOG_PACKETS = 3;
+/** The base RTT is the smallest smoothed RTT over windows of this length (ms), so it follows route changes. */
+export const BASE_RTT_WINDOW_MS = 10_000;
 
 export class NewReno implements CongestionController {
   window: number;
@@ -67,8 +77,17 @@ export class NewReno implements CongestionController {
   readonly minimum: number;
   readonly maximum: number;
   readonly beta: number;
-  /** Loss events that reduced the window. */
+  readonly randomLossBeta: number;
+  /** Loss events that reduced the window, and those of them taken as random. */
   reductions = 0;
+  randomReductions = 0;
+  /** Smoothed RTT, and its windowed minimum (base RTT): current window and the one before. */
+  private srtt: number | undefined;
+  private baseRtt = Infinity;
+  private windowMin = Infinity;
+  private windowStart = -Infinity;
+  /** Veno's halved growth near congestion: count of windows acknowledged. */
+  private avoidanceRounds = 0;
 
   constructor(options: NewRenoOptions) {
     this.packetBytes = options.packetBytes;
@@ -76,6 +95,31 @@ export class NewReno implements CongestionController {
     this.maximum = Math.max(this.minimum, options.maximumBytes ?? 32 * 1024 * 1024);
     this.window = Math.min(this.maximum, Math.max(this.minimum, (options.initialPackets ?? 10) * options.packetBytes));
     this.beta = options.beta ?? 0.5;
+    this.randomLossBeta = options.randomLossBeta ?? 0.8;
+  }
+
+  onRttUpdate(srttMs: number, now: number): void {
+    this.srtt = srttMs;
+    if (now - this.windowStart >= BASE_RTT_WINDOW_MS) {
+      // A new window: the base is the smaller of the last window's minimum and this sample.
+      this.baseRtt = Math.min(this.windowMin, srttMs);
+      this.windowMin = srttMs;
+      this.windowStart = now;
+    } else if (srttMs < this.windowMin) {
+      this.windowMin = srttMs;
+    }
+    if (srttMs < this.baseRtt) this.baseRtt = srttMs;
+  }
+
+  /**
+   * Veno's estimate of the packets this flow keeps queued in the path:
+   * N = cwnd·(RTT − baseRTT)/RTT in packets, with the smoothed RTT (raw samples on a
+   * busy host are too noisy) against its windowed minimum.
+   */
+  backlogPackets(): number {
+    const srtt = this.srtt;
+    if (srtt === undefined || !(srtt > 0) || this.baseRtt === Infinity) return 0;
+    return ((this.window / this.packetBytes) * (srtt - this.baseRtt)) / srtt;
   }
 
   get slowStart(): boolean {
@@ -95,7 +139,10 @@ export class NewReno implements CongestionController {
     this.bytesAckedInAvoidance += bytes;
     if (this.bytesAckedInAvoidance >= this.window) {
       this.bytesAckedInAvoidance -= this.window;
-      this.window = Math.min(this.maximum, this.window + this.packetBytes);
+      // Veno: with a standing queue, grow every other window only.
+      if (this.backlogPackets() < VENO_BACKLOG_PACKETS || ++this.avoidanceRounds % 2 === 0) {
+        this.window = Math.min(this.maximum, this.window + this.packetBytes);
+      }
     }
   }
 
@@ -103,7 +150,14 @@ export class NewReno implements CongestionController {
     if (this.inRecovery(sentAt)) return;
     this.recoveryStart = now;
     this.reductions++;
-    this.ssthresh = Math.max(this.minimum, Math.floor(this.window * this.beta));
+    // Veno: without a standing queue the loss was not caused by this flow filling a buffer
+    // (noise, a lossy link): cut gently. With one, it is congestion: NewReno's β.
+    let beta = this.beta;
+    if (this.backlogPackets() < VENO_BACKLOG_PACKETS) {
+      beta = this.randomLossBeta;
+      this.randomReductions++;
+    }
+    this.ssthresh = Math.max(this.minimum, Math.floor(this.window * beta));
     this.window = this.ssthresh;
     this.bytesAckedInAvoidance = 0;
   }
@@ -129,9 +183,14 @@ export class Pacer {
     this.tokens = packetBytes * minBurstPackets;
   }
 
-  /** RFC 9002 7.7: gain·cwnd/SRTT; Infinity when the RTT is unknown or zero (no pacing). */
-  static rate(window: number, srttMs: number | undefined, slowStart: boolean): number {
-    if (srttMs === undefined || !(srttMs > 0)) return Infinity;
+  /**
+   * RFC 9002 7.7: gain·cwnd/SRTT. Infinity (no pacing) when the RTT is unknown or shorter
+   * than `minRttMs`: timers fire at millisecond resolution, so on a sub-millisecond path
+   * every pause would last several RTTs, and such a path (a LAN, loopback) absorbs a
+   * window's burst in its buffers anyway.
+   */
+  static rate(window: number, srttMs: number | undefined, slowStart: boolean, minRttMs: number): number {
+    if (srttMs === undefined || !(srttMs >= minRttMs) || !(srttMs > 0)) return Infinity;
     return ((slowStart ? 2 : 1.25) * window) / srttMs;
   }
 

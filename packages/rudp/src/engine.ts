@@ -17,7 +17,7 @@ import {
 } from '@deccom/core';
 import { MessageRefusedError, PeerUnresponsiveError } from './errors.js';
 import { Receiver, type ReceiverOptions } from './receiver.js';
-import { OutgoingMessage, PeerSender, type SenderOptions } from './sender.js';
+import { OutgoingMessage, PeerSender, type HotCounters, type SenderOptions } from './sender.js';
 import {
   decodePacket,
   encodeCancel,
@@ -87,6 +87,7 @@ export class Engine {
   private pumping = false;
   private soonScheduled = false;
   private sweepTimer: TimerHandle | undefined;
+  readonly hot: HotCounters = { chunksOut: 0, chunkBytesOut: 0, retransmissions: 0, packetsLost: 0, chunksIn: 0, acksIn: 0, acksOut: 0 };
   /** Above every packet number and counter of a path forgotten since start (see PeerSender). */
   private nextFreePacketNumber = 0;
   private nextFreeCounter = 0;
@@ -116,6 +117,7 @@ export class Engine {
         deliver: (data, from) => this.host.deliver(data, from),
         count: (name, amount) => this.host.count(name, amount),
         requestFlush: () => this.scheduleSoon(),
+        hot: this.hot,
       },
       this.options,
     );
@@ -195,6 +197,7 @@ export class Engine {
           },
           transmit: (address, bytes) => this.transmit(address, bytes),
           count: (name, amount) => this.host.count(name, amount),
+          hot: this.hot,
         },
         { ...this.options, chunkSize },
         this.nextFreePacketNumber,
@@ -354,12 +357,12 @@ export class Engine {
       const now = this.host.now();
       switch (packet.type) {
         case PACKET_CHUNK:
-          this.host.count('chunks-in');
+          this.hot.chunksIn++;
           this.receiver!.onChunk(packet.packet, from, now);
           return;
         case PACKET_ACK: {
           const ack = packet.packet;
-          this.host.count('acks-in');
+          this.hot.acksIn++;
           if (!sameInstance(ack.destination, this.instance)) {
             this.host.drop('stale');
             return;
@@ -457,6 +460,20 @@ export class Engine {
     this.nextFreeCounter = Math.max(this.nextFreeCounter, peer.nextCounter);
   }
 
+  /** The per-packet counters under their public names. */
+  hotCounters(): Record<string, number> {
+    const hot = this.hot;
+    return {
+      'chunks-out': hot.chunksOut,
+      'chunk-bytes-out': hot.chunkBytesOut,
+      retransmissions: hot.retransmissions,
+      'packets-lost': hot.packetsLost,
+      'chunks-in': hot.chunksIn,
+      'acks-in': hot.acksIn,
+      'acks-out': hot.acksOut,
+    };
+  }
+
   status(): Record<string, unknown> {
     const paths = [...this.peers.values()].slice(0, 16).map((peer) => ({
       address: peer.key,
@@ -464,7 +481,12 @@ export class Engine {
       cwnd: peer.cc.window,
       bytesInFlight: peer.bytesInFlight,
       srttMs: peer.rtt.srtt,
+      minRttMs: peer.rtt.minRtt,
       rtoMs: peer.rtt.rto(),
+      ssthresh: peer.cc.ssthresh,
+      reductions: peer.cc.reductions,
+      randomReductions: peer.cc.randomReductions,
+      backlogPackets: peer.cc.backlogPackets(),
     }));
     return { paths: this.peers.size, pathSample: paths, receiver: this.receiver?.status() };
   }

@@ -123,13 +123,20 @@ export interface RudpOptions {
   maxWindowBytes?: number;
   /** Initial congestion window in packets. Default 10 (RFC 6928). */
   initialWindowPackets?: number;
-  /** NewReno's multiplicative decrease β. Default 0.5. */
+  /** Window decrease on a loss with a standing queue in the path (congestion): NewReno's β. Default 0.5. */
   beta?: number;
+  /** Window decrease on a loss with no standing queue (taken as random, after Veno). Default 0.8; set it to `beta` for plain NewReno. */
+  randomLossBeta?: number;
   /** Pacing bucket depth: at least this many packets... Default 16. */
   minBurstPackets?: number;
   /** ...or what the pacing rate allows in this many ms, whichever is more. Default 2. */
   burstMs?: number;
-  /** Acknowledge at once after this many chunks (else at the end of each receive batch). Default 16. */
+  /**
+   * Paths whose smoothed RTT is under this are not paced: millisecond timers cannot pace
+   * them, and their buffers take a window's burst. Default 4 ms.
+   */
+  pacingMinRttMs?: number;
+  /** Acknowledge at once after at most this many chunks (else at the end of each receive batch). Default 32. */
   ackEveryPackets?: number;
   /** Most packet-number ranges per ACK (1..64). Default 32. */
   ackRanges?: number;
@@ -163,6 +170,10 @@ export function resolveOptions(options: RudpOptions = {}): EngineOptions {
   if (maxRtoMs < minRtoMs) throw new InvalidArgumentError('rudp: maxRtoMs must be >= minRtoMs');
   const beta = options.beta ?? 0.5;
   if (typeof beta !== 'number' || !(beta > 0 && beta < 1)) throw new InvalidArgumentError(`rudp: beta must be in (0, 1), got ${String(beta)}`);
+  const randomLossBeta = options.randomLossBeta ?? 0.8;
+  if (typeof randomLossBeta !== 'number' || !(randomLossBeta >= beta && randomLossBeta < 1)) {
+    throw new InvalidArgumentError(`rudp: randomLossBeta must be in [beta, 1), got ${String(randomLossBeta)}`);
+  }
   const ackRanges = positiveInteger(options.ackRanges, 32, 'ackRanges');
   if (ackRanges > 64) throw new InvalidArgumentError(`rudp: ackRanges must be <= 64, got ${ackRanges}`);
   if (options.timeoutMs !== undefined) positiveNumber(options.timeoutMs, 1, 'timeoutMs');
@@ -185,9 +196,11 @@ export function resolveOptions(options: RudpOptions = {}): EngineOptions {
     maxWindowBytes: positiveInteger(options.maxWindowBytes, 32 * MiB, 'maxWindowBytes'),
     initialWindowPackets: positiveInteger(options.initialWindowPackets, 10, 'initialWindowPackets', 2),
     beta,
+    randomLossBeta,
     minBurstPackets: positiveInteger(options.minBurstPackets, 16, 'minBurstPackets'),
     burstMs: positiveNumber(options.burstMs, 2, 'burstMs'),
-    ackEveryPackets: positiveInteger(options.ackEveryPackets, 16, 'ackEveryPackets'),
+    pacingMinRttMs: options.pacingMinRttMs === 0 ? 0 : positiveNumber(options.pacingMinRttMs, 4, 'pacingMinRttMs'),
+    ackEveryPackets: positiveInteger(options.ackEveryPackets, 32, 'ackEveryPackets', 2),
     ackRanges,
     sweepIntervalMs: positiveNumber(options.sweepIntervalMs, 1000, 'sweepIntervalMs'),
   };
@@ -250,6 +263,7 @@ export function rudp(options: RudpOptions = {}) {
         },
         resolved,
       );
+      counters.attach(() => engine.hotCounters());
 
       return {
         start: () => engine.start(),

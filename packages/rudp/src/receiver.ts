@@ -27,6 +27,7 @@
  */
 import { addressKey, type Address } from '@deccom/core';
 import { RangeSet } from './ranges.js';
+import type { HotCounters } from './sender.js';
 import {
   chunkCount,
   encodeAck,
@@ -72,6 +73,7 @@ export interface ReceiverHost {
   count(name: string, amount?: number): void;
   /** Asks for {@link Receiver.flushAcks} to run once the current receive batch is done. */
   requestFlush(): void;
+  readonly hot: HotCounters;
 }
 
 interface PeerBudget {
@@ -400,9 +402,10 @@ export class Receiver {
     session.ackPending++;
     session.batch++;
     // Small batches (a small window) get an ack every 2 chunks, so one lost ack does not
-    // leave the sender waiting for its timer; large ones about 4 acks per batch, up to
-    // `ackEveryPackets` chunks apart (fewer packets to process on a fast path).
-    const every = Math.max(2, Math.min(this.options.ackEveryPackets, session.lastBatch >> 2));
+    // leave the sender waiting for its timer; large ones about 2 acks per batch (plus the
+    // one at its end), at most `ackEveryPackets` chunks apart: fewer packets to process on
+    // a fast path.
+    const every = Math.max(2, Math.min(this.options.ackEveryPackets, session.lastBatch >> 1));
     if (urgent || session.ackPending >= every) {
       this.sendAck(session, now);
       this.enlist(session);
@@ -436,7 +439,7 @@ export class Receiver {
       ackDelayMicros: delayMicros,
       ranges: session.received.topRanges(this.options.ackRanges),
     });
-    this.host.count('acks-out');
+    this.host.hot.acksOut++;
     this.host.transmit(session.address, bytes);
   }
 

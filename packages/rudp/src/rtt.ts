@@ -73,6 +73,18 @@ export class RttEstimator {
     return Math.min(this.maxRtoMs, this.rto() * 2 ** Math.min(backoff, 16));
   }
 
+  /**
+   * The tail-loss probe timeout (RFC 8985 7.2, RFC 9002 6.2.1): SRTT + max(4·RTTVAR, G)
+   * plus `ackDelayMs` for the receiver's batching, without the RTO's floor: when the last
+   * packets of a window or their acknowledgements are lost, one probe after about an RTT
+   * brings an acknowledgement that lets the thresholds find the losses, instead of a
+   * stall of `minRtoMs`. Before the first sample it is the initial RTO.
+   */
+  probeTimeout(ackDelayMs: number): number {
+    if (this.srtt === undefined) return this.rto();
+    return Math.min(this.rto(), this.srtt + Math.max(CLOCK_GRANULARITY_MS, RTO_K * this.rttvar) + ackDelayMs);
+  }
+
   /** SRTT, or the initial RTO's worth of guess before the first sample (for pacing). */
   smoothed(): number {
     return this.srtt ?? this.initialRtoMs / 3;

@@ -15,11 +15,11 @@
  * in a row declares everything in flight lost and collapses the window.
  */
 import type { Address } from '@deccom/core';
-import { NewReno, Pacer, type CongestionController } from './congestion.js';
+import { NewReno, Pacer } from './congestion.js';
 import { RttEstimator } from './rtt.js';
 import {
   chunkCount,
-  encodeChunkInto,
+  writeChunk,
   isUnknownInstance,
   sameInstance,
   CHUNK_HEADER_LENGTH,
@@ -31,8 +31,13 @@ import {
 
 /** RFC 9002 6.1.1 kPacketThreshold: reordering tolerated before a packet counts as lost. */
 export const PACKET_THRESHOLD = 3;
-/** Consecutive retransmission timeouts after which everything in flight counts as lost (persistent congestion). */
+/**
+ * Consecutive timer expiries (a probe timeout, then RTOs) after which everything in flight
+ * counts as lost and the window collapses (persistent congestion).
+ */
 export const PERSISTENT_TIMEOUTS = 3;
+/** Allowance in the probe timeout for the receiver acknowledging at the end of its receive batch. */
+export const PROBE_ACK_DELAY_MS = 1;
 
 const IN_FLIGHT = 0;
 const ACKED = 1;
@@ -108,6 +113,19 @@ export interface SenderHost {
   /** A buffer at least CHUNK_HEADER_LENGTH + the largest chunk long, reused for every chunk. */
   readonly scratch: Uint8Array;
   count(name: string, amount?: number): void;
+  /** Per-packet counters, kept in fields (a map update per packet costs too much). */
+  readonly hot: HotCounters;
+}
+
+/** Counters updated per packet. */
+export interface HotCounters {
+  chunksOut: number;
+  chunkBytesOut: number;
+  retransmissions: number;
+  packetsLost: number;
+  chunksIn: number;
+  acksIn: number;
+  acksOut: number;
 }
 
 export interface SenderOptions {
@@ -120,11 +138,15 @@ export interface SenderOptions {
   initialRtoMs: number;
   /** Congestion window cap in bytes. */
   maxWindowBytes: number;
-  /** NewReno β. */
+  /** NewReno β (congestive loss). */
   beta: number;
+  /** β for a loss taken as random (Veno). */
+  randomLossBeta: number;
   initialWindowPackets: number;
   minBurstPackets: number;
   burstMs: number;
+  /** Paths with a smoothed RTT under this are not paced. */
+  pacingMinRttMs: number;
 }
 
 /** What an ACK did, for the owner to act on. */
@@ -137,7 +159,7 @@ export interface AckOutcome {
 
 export class PeerSender {
   readonly rtt: RttEstimator;
-  readonly cc: CongestionController & { readonly reductions: number };
+  readonly cc: NewReno;
   readonly pacer: Pacer;
   readonly packetBytes: number;
   /** The receiver instance as last heard of. */
@@ -203,7 +225,13 @@ export class PeerSender {
     this.floor = firstCounter;
     this.packetBytes = CHUNK_HEADER_LENGTH + options.chunkSize;
     this.rtt = new RttEstimator(options.minRtoMs, options.maxRtoMs, options.initialRtoMs);
-    this.cc = new NewReno({ packetBytes: this.packetBytes, initialPackets: options.initialWindowPackets, maximumBytes: options.maxWindowBytes, beta: options.beta });
+    this.cc = new NewReno({
+      packetBytes: this.packetBytes,
+      initialPackets: options.initialWindowPackets,
+      maximumBytes: options.maxWindowBytes,
+      beta: options.beta,
+      randomLossBeta: options.randomLossBeta,
+    });
     this.pacer = new Pacer(this.packetBytes, options.minBurstPackets, options.burstMs);
   }
 
@@ -340,7 +368,7 @@ export class PeerSender {
         probe = true;
       } else {
         if (this.bytesInFlight >= this.cc.window) break;
-        const wait = this.pacer.delay(now, Pacer.rate(this.cc.window, this.rtt.srtt, this.cc.slowStart));
+        const wait = this.pacer.delay(now, Pacer.rate(this.cc.window, this.rtt.srtt, this.cc.slowStart, this.options.pacingMinRttMs));
         if (wait > 0) {
           this.pacingResumeAt = now + wait;
           break;
@@ -376,20 +404,8 @@ export class PeerSender {
   private transmitChunk(message: OutgoingMessage, index: number, now: number, retransmit: boolean): void {
     const payload = message.payload(index);
     const packetNumber = this.nextPacketNumber++;
-    const length = encodeChunkInto(
-      this.host.scratch,
-      {
-        source: this.host.instance,
-        destination: this.peerInstance,
-        packetNumber,
-        counter: message.counter,
-        floor: this.floor,
-        messageLength: message.length,
-        chunkSize: message.chunkSize,
-        chunkIndex: index,
-      },
-      payload,
-    );
+    const scratch = this.host.scratch;
+    const length = writeChunk(scratch, this.host.instance, this.peerInstance, packetNumber, message.counter, this.floor, message.length, message.chunkSize, index, payload);
     this.bytesInFlight += length;
     const record: PacketRecord = {
       packetNumber,
@@ -408,10 +424,11 @@ export class PeerSender {
     this.records.push(record);
     this.pacer.spend(length);
     this.lastSendAt = now;
-    this.host.count('chunks-out');
-    this.host.count('chunk-bytes-out', payload.byteLength);
-    if (retransmit) this.host.count('retransmissions');
-    this.host.transmit(this.address, this.host.scratch.subarray(0, length));
+    const hot = this.host.hot;
+    hot.chunksOut++;
+    hot.chunkBytesOut += payload.byteLength;
+    if (retransmit) hot.retransmissions++;
+    this.host.transmit(this.address, scratch.subarray(0, length));
   }
 
   /** Drops finished records from the front. */
@@ -477,7 +494,10 @@ export class PeerSender {
         if (record.message.status === 'active') this.chunkAcked(record.message, record.index);
       }
     }
-    if (largestRecord !== undefined) this.rtt.update(now - largestRecord.sentAt, ack.ackDelayMicros / 1000);
+    if (largestRecord !== undefined) {
+      this.rtt.update(now - largestRecord.sentAt, ack.ackDelayMicros / 1000);
+      this.cc.onRttUpdate(this.rtt.srtt!, now);
+    }
     if (newlyAcked > 0) this.timeouts = 0;
     if (largest > this.largestAcked) this.largestAcked = largest;
     const lost = this.detectLosses(now);
@@ -498,6 +518,7 @@ export class PeerSender {
       const record = this.records[this.recordsHead + (pn - this.basePacketNumber)];
       if (record === undefined || record.state !== IN_FLIGHT) continue;
       if (largest - pn >= PACKET_THRESHOLD || record.sentAt <= lostBefore) {
+        this.host.count(largest - pn >= PACKET_THRESHOLD ? 'lost-by-packet-threshold' : 'lost-by-time-threshold');
         this.markLost(record, now);
         lost++;
       } else {
@@ -512,7 +533,7 @@ export class PeerSender {
     record.state = LOST;
     this.bytesInFlight -= record.bytes;
     this.cc.onLost(record.sentAt, now);
-    this.host.count('packets-lost');
+    this.host.hot.packetsLost++;
     const message = record.message;
     if (message.status === 'active' && message.acked[record.index] === 0) {
       this.retransmitMessages.push(message);
@@ -557,11 +578,19 @@ export class PeerSender {
     return done ?? [];
   }
 
+  /**
+   * Time from the last send to the next timer expiry: first a tail-loss probe, then the
+   * RFC 6298 RTO, doubling with each further expiry.
+   */
+  private timeoutDelay(): number {
+    return this.timeouts === 0 ? this.rtt.probeTimeout(PROBE_ACK_DELAY_MS) : this.rtt.backedOffRto(this.timeouts - 1);
+  }
+
   /** When the owner should call {@link onTimer} next, or undefined. */
   nextTimerAt(): number | undefined {
     let at = this.lossTime;
     if (this.bytesInFlight > 0) {
-      const rto = this.lastSendAt + this.rtt.backedOffRto(this.timeouts);
+      const rto = this.lastSendAt + this.timeoutDelay();
       if (at === undefined || rto < at) at = rto;
     }
     if (this.pacingResumeAt !== undefined && (at === undefined || this.pacingResumeAt < at)) at = this.pacingResumeAt;
@@ -572,11 +601,12 @@ export class PeerSender {
   onTimer(now: number): void {
     if (this.pacingResumeAt !== undefined && this.pacingResumeAt <= now) this.pacingResumeAt = undefined;
     if (this.lossTime !== undefined && this.lossTime <= now) {
+      this.host.count('loss-timer');
       this.detectLosses(now);
       this.advanceBase();
       return;
     }
-    if (this.bytesInFlight > 0 && now >= this.lastSendAt + this.rtt.backedOffRto(this.timeouts)) {
+    if (this.bytesInFlight > 0 && now >= this.lastSendAt + this.timeoutDelay()) {
       this.timeouts++;
       this.host.count('timeouts');
       if (this.timeouts >= PERSISTENT_TIMEOUTS) {
