@@ -104,10 +104,13 @@ declare module '@deccom/core' {
     'tcp-punched': (socket: Socket, from: Address) => void;
     /** Every connection attempt's outcome (event). */
     'punch-outcome': (outcome: ConnectOutcome) => void;
+    /** A relay refused traffic to `address` (over its bandwidth or byte budget), or closed the session (event). */
+    'relay-refused': (address: Address, error: RelayError) => void;
   }
   interface HookKinds {
     'tcp-punched': 'exclusive';
     'punch-outcome': 'event';
+    'relay-refused': 'event';
   }
 }
 
@@ -292,7 +295,7 @@ export function holepunch(options: HolepunchOptions = {}) {
     needs: ['sendDatagram', 'localAddress', 'maxDatagramSize'],
     takes: ['datagram'],
     provides: ['heardFrom', 'sendDatagram', 'maxDatagramSize', 'connect', 'natType', 'punchTcp', 'reportTcpObservation'],
-    offers: { datagram: 'exclusive', 'tcp-punched': 'exclusive', 'punch-outcome': 'event' },
+    offers: { datagram: 'exclusive', 'tcp-punched': 'exclusive', 'punch-outcome': 'event', 'relay-refused': 'event' },
     create: (ctx) => {
       const { clock, counters } = ctx;
       const below = ctx.below;
@@ -760,6 +763,21 @@ export function holepunch(options: HolepunchOptions = {}) {
             path ??= newPath(peer);
             path.peerNat = message.natType;
             if (path.state === 'punching' && path.nonce === message.nonce) return;
+            // Both sides symmetric: no probe can meet a mapping, so open a relay at once.
+            if (message.natType === 'symmetric' && ourNat() === 'symmetric' && relayFallback && path.state !== 'relay-pending') {
+              if (punching >= maxConcurrentPunches) {
+                counters.drop('punch-limit');
+                if (!path.wanted) forget(path);
+                return;
+              }
+              punching++;
+              path.state = 'punching';
+              path.startedAt = now();
+              path.attempts = 0;
+              counters.add('relay-shortcuts');
+              startRelay(path, undefined);
+              return;
+            }
             if (path.state === 'punching' || path.state === 'relay-pending') {
               // We are punching towards it ourselves: probe with its nonce as well (its
               // probes reaching us open our path through pathFrom()).
@@ -885,6 +903,9 @@ export function holepunch(options: HolepunchOptions = {}) {
             if (!path) return;
             tunnels.delete(key);
             counters.add(`relay-closed.${message.reason}`);
+            if (message.reason !== 'closed' && ctx.observed('relay-refused')) {
+              ctx.emit('relay-refused', path.logical, RelayError.fromReason(message.reason, `holepunch: relay ${addressKey(from)} closed the session to ${addressKey(path.logical)} (${message.reason})`));
+            }
             if (path.relay && sameAddress(path.relay.via, from) && path.relay.session === message.session) forget(path);
             return;
           }
@@ -903,7 +924,9 @@ export function holepunch(options: HolepunchOptions = {}) {
             const path = tunnels.get(`${addressKey(from)}#${message.id}`);
             if (path) {
               counters.add(`relay-refused.${message.reason}`);
-              path.failure = RelayError.fromReason(message.reason, `holepunch: relay ${addressKey(from)} refused traffic to ${addressKey(path.logical)} (${message.reason})`);
+              const error = RelayError.fromReason(message.reason, `holepunch: relay ${addressKey(from)} refused traffic to ${addressKey(path.logical)} (${message.reason})`);
+              path.failure = error;
+              if (ctx.observed('relay-refused')) ctx.emit('relay-refused', path.logical, error);
             }
             return;
           }
@@ -912,7 +935,10 @@ export function holepunch(options: HolepunchOptions = {}) {
 
       const receive = (bytes: Uint8Array, from: Address): void => {
         const at = now();
+        const known = heard.has(addressKey(from));
         markHeard(from, at);
+        // A new peer is a chance to learn how our NAT maps us (until enough peers told us).
+        if (!known) maybeObserve(from);
         let incoming;
         try {
           incoming = decodeIncoming(bytes);
