@@ -194,7 +194,10 @@ interface Path {
   state: PathState;
   /** Where datagrams go when open (the logical address, or what a symmetric NAT really maps). */
   target: Address;
-  relay: { readonly via: Address; readonly session: number } | undefined;
+  /** The relayed session traffic goes through (the first of `relays`). */
+  relay: Tunnel | undefined;
+  /** Every relayed session to this peer (both sides may open one at the same time). */
+  relays: Tunnel[];
   readonly queue: SendQueue;
   attempts: number;
   startedAt: number;
@@ -214,6 +217,11 @@ interface Path {
   relayIndex: number;
   relayTries: number;
   peerNat: WireNatType;
+}
+
+interface Tunnel {
+  readonly via: Address;
+  readonly session: number;
 }
 
 interface ServedSession {
@@ -434,7 +442,6 @@ export function holepunch(options: HolepunchOptions = {}) {
 
       const endPunch = (path: Path): void => {
         if (path.nonce !== undefined && byNonce.get(path.nonce) === path) byNonce.delete(path.nonce);
-        if (path.relayNonce !== undefined && relayOpens.get(path.relayNonce) === path) relayOpens.delete(path.relayNonce);
         if (path.state === 'punching' || path.state === 'relay-pending') punching--;
         clearTimers(path);
       };
@@ -457,13 +464,22 @@ export function holepunch(options: HolepunchOptions = {}) {
         settle(path, outcomeOf(path, mechanism));
       };
 
+      const addTunnel = (path: Path, via: Address, session: number): Tunnel => {
+        let tunnel = path.relays.find((t) => t.session === session && sameAddress(t.via, via));
+        if (!tunnel) {
+          tunnel = { via, session };
+          path.relays.push(tunnel);
+          tunnels.set(`${addressKey(via)}#${session}`, path);
+        }
+        return tunnel;
+      };
+
       const relayed = (path: Path, via: Address, session: number): void => {
         endPunch(path);
         path.state = 'relayed';
-        path.relay = { via, session };
+        path.relay = addTunnel(path, via, session);
         path.mechanism = 'relayed';
         path.lastActivity = now();
-        tunnels.set(`${addressKey(via)}#${session}`, path);
         counters.add('relays-opened');
         flush(path);
         settle(path, outcomeOf(path, 'relayed'));
@@ -486,10 +502,11 @@ export function holepunch(options: HolepunchOptions = {}) {
         if (path.state === 'punching' || path.state === 'relay-pending') endPunch(path);
         if (paths.get(path.key) === path) paths.delete(path.key);
         if (aliases.get(addressKey(path.target)) === path) aliases.delete(addressKey(path.target));
-        if (path.relay) {
-          const key = `${addressKey(path.relay.via)}#${path.relay.session}`;
+        for (const tunnel of path.relays) {
+          const key = `${addressKey(tunnel.via)}#${tunnel.session}`;
           if (tunnels.get(key) === path) tunnels.delete(key);
         }
+        if (path.relayNonce !== undefined && relayOpens.get(path.relayNonce) === path) relayOpens.delete(path.relayNonce);
       };
 
       // --- punching ---------------------------------------------------------------
@@ -501,6 +518,7 @@ export function holepunch(options: HolepunchOptions = {}) {
           state: 'failed',
           target: logical,
           relay: undefined,
+          relays: [],
           queue: new SendQueue({ maxDatagrams: maxQueuedDatagrams, maxBytes: maxQueuedBytes }),
           attempts: 0,
           startedAt: now(),
@@ -865,9 +883,9 @@ export function holepunch(options: HolepunchOptions = {}) {
             book.add(peer, from);
             let path = paths.get(addressKey(peer));
             path ??= newPath(peer);
-            tunnels.set(`${addressKey(from)}#${message.session}`, path);
             sendRelay(from, { type: RELAY_MESSAGE.accept, session: message.session });
             if (path.state !== 'open' && path.state !== 'relayed') relayed(path, from, message.session);
+            else addTunnel(path, from, message.session);
             return;
           }
           case RELAY_MESSAGE.accept: {
@@ -884,12 +902,15 @@ export function holepunch(options: HolepunchOptions = {}) {
           }
           case RELAY_MESSAGE.opened: {
             const path = relayOpens.get(message.nonce);
-            if (!path || !sameAddress(from, path.relayCandidates[path.relayIndex] ?? from)) {
-              // A late answer: release the session we will not use.
-              if (!path) sendRelay(from, { type: RELAY_MESSAGE.close, session: message.session, reason: 'closed' });
+            if (!path || paths.get(path.key) !== path) {
+              // An answer nobody waits for: release the session.
+              sendRelay(from, { type: RELAY_MESSAGE.close, session: message.session, reason: 'closed' });
               return;
             }
+            // A session that arrives after the peer opened one to us too is kept as a
+            // spare: the peer may be using it, and either may close first.
             if (path.state === 'relay-pending') relayed(path, from, message.session);
+            else addTunnel(path, from, message.session);
             return;
           }
           case RELAY_MESSAGE.close: {
@@ -902,11 +923,15 @@ export function holepunch(options: HolepunchOptions = {}) {
             const path = tunnels.get(key);
             if (!path) return;
             tunnels.delete(key);
+            path.relays = path.relays.filter((t) => !(t.session === message.session && sameAddress(t.via, from)));
             counters.add(`relay-closed.${message.reason}`);
             if (message.reason !== 'closed' && ctx.observed('relay-refused')) {
               ctx.emit('relay-refused', path.logical, RelayError.fromReason(message.reason, `holepunch: relay ${addressKey(from)} closed the session to ${addressKey(path.logical)} (${message.reason})`));
             }
-            if (path.relay && sameAddress(path.relay.via, from) && path.relay.session === message.session) forget(path);
+            if (path.relay && sameAddress(path.relay.via, from) && path.relay.session === message.session) {
+              path.relay = path.relays[0];
+              if (!path.relay && path.state === 'relayed') forget(path);
+            }
             return;
           }
           case RELAY_MESSAGE.refused: {
