@@ -222,6 +222,8 @@ function asBuffer(bytes: Uint8Array): Buffer {
 
 /** Ephemeral key pairs made ahead of use, off the main thread (libuv's thread pool). */
 const EPHEMERAL_POOL_SIZE = 32;
+/** Key generation jobs on the thread pool at once (more measured no faster here: they compete with signature checks). */
+const EPHEMERAL_JOBS = 1;
 /** Recently imported public keys: a handshake uses the peer's keys in two or three DHs. */
 const PUBLIC_KEY_CACHE_SIZE = 64;
 
@@ -253,12 +255,12 @@ function nodeDh(nodeCrypto: NodeCrypto, name: DhName): DhFunctions {
   // thread pool. Each pooled pair is handed out once. Refilling starts on first use only
   // (nothing runs at import) and stops when the pool is full.
   const pool: NodeKeyPair[] = [];
-  let refilling = false;
+  let inFlight = 0;
   const refill = (): void => {
-    if (refilling || pool.length >= EPHEMERAL_POOL_SIZE) return;
-    refilling = true;
+    if (inFlight >= EPHEMERAL_JOBS || pool.length + inFlight >= EPHEMERAL_POOL_SIZE) return;
+    inFlight++;
     const done = (error: Error | null, publicKey: Buffer, privateKey: KeyObject): void => {
-      refilling = false;
+      inFlight--;
       if (error) return;
       pool.push({ privateKey, publicKey: new Uint8Array(publicKey.subarray(publicKey.length - length)) });
       refill();

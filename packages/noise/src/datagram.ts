@@ -587,6 +587,11 @@ export function noise(options: NoiseOptions = {}) {
           return;
         }
         const initiation = peer.initiation;
+        if (initiation.handshake.messagesDone >= 2) {
+          // A repeated answer while we verify the first one.
+          counters.add('duplicate-responses');
+          return;
+        }
         let payload: Uint8Array;
         try {
           payload = initiation.handshake.readMessage(reply.message);
@@ -752,6 +757,11 @@ export function noise(options: NoiseOptions = {}) {
         const halfOpen = peer?.halfOpen;
         if (!peer || !halfOpen || peer.key !== addressKey(from) || halfOpen.remoteIndex !== reply.sender) {
           counters.drop('unknown-handshake');
+          return;
+        }
+        if (halfOpen.handshake.complete) {
+          // A repeated final message while we verify the first one.
+          counters.add('duplicate-finals');
           return;
         }
         let payload: Uint8Array;

@@ -86,19 +86,41 @@ class EpochCipher {
     private readonly interval: number,
   ) {}
 
-  /** The cipher for `counter`; undefined when the counter is older than the previous epoch. */
-  forCounter(counter: number): CipherState | undefined {
+  /** Sending: the cipher for our own next counter (counters only grow by one). */
+  forSend(counter: number): CipherState {
     const epoch = Math.floor(counter / this.interval);
-    if (epoch === this.epoch) return this.current;
-    if (epoch === this.epoch - 1) return this.previous;
-    if (epoch < this.epoch) return undefined;
-    while (this.epoch < epoch) {
-      this.previous = this.current;
-      this.current = this.current.fork();
-      this.current.rekey();
-      this.epoch++;
-    }
+    while (this.epoch < epoch) this.advance(this.next());
     return this.current;
+  }
+
+  /**
+   * Receiving: the cipher for `counter` without changing any state (the message is not
+   * authenticated yet). Undefined when the counter is older than the previous epoch or
+   * more than one epoch ahead (a peer never skips a whole epoch on an ordered transport).
+   */
+  candidate(counter: number): { cipher: CipherState; epoch: number } | undefined {
+    const epoch = Math.floor(counter / this.interval);
+    if (epoch === this.epoch) return { cipher: this.current, epoch };
+    if (epoch === this.epoch - 1 && this.previous) return { cipher: this.previous, epoch };
+    if (epoch === this.epoch + 1) return { cipher: this.next(), epoch };
+    return undefined;
+  }
+
+  /** Receiving: a message of `epoch` authenticated with `cipher`; move on if it is the next epoch. */
+  commit(epoch: number, cipher: CipherState): void {
+    if (epoch === this.epoch + 1) this.advance(cipher);
+  }
+
+  private next(): CipherState {
+    const next = this.current.fork();
+    next.rekey();
+    return next;
+  }
+
+  private advance(next: CipherState): void {
+    this.previous = this.current;
+    this.current = next;
+    this.epoch++;
   }
 }
 
@@ -296,7 +318,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
 
       /** Sealed bytes of `plaintext` at `counter` with associated data `ad`, written at `out[offset]`. */
       const sealInto = (session: StreamSession, counter: number, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): void => {
-        const cipher = session.send.forCounter(counter)!;
+        const cipher = session.send.forSend(counter);
         if (mode === 'encrypt') {
           cipher.encryptAtInto(counter, ad, plaintext, out, offset);
         } else {
@@ -310,14 +332,21 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
 
       /** The plaintext of `sealed`, or undefined when it does not authenticate. */
       const open = (session: StreamSession, counter: number, ad: Uint8Array, sealed: Uint8Array): Uint8Array | undefined => {
-        const cipher = session.receive.forCounter(counter);
-        if (!cipher || sealed.length < TAG_LENGTH) return undefined;
-        if (mode === 'encrypt') return cipher.decryptAt(counter, ad, sealed);
-        const body = sealed.subarray(0, sealed.length - TAG_LENGTH);
-        const authenticated = new Uint8Array(ad.length + body.length);
-        authenticated.set(ad);
-        authenticated.set(body, ad.length);
-        return cipher.decryptAt(counter, authenticated, sealed.subarray(body.length)) === undefined ? undefined : body;
+        const candidate = session.receive.candidate(counter);
+        if (!candidate || sealed.length < TAG_LENGTH) return undefined;
+        const { cipher, epoch } = candidate;
+        let plain: Uint8Array | undefined;
+        if (mode === 'encrypt') plain = cipher.decryptAt(counter, ad, sealed);
+        else {
+          const body = sealed.subarray(0, sealed.length - TAG_LENGTH);
+          const authenticated = new Uint8Array(ad.length + body.length);
+          authenticated.set(ad);
+          authenticated.set(body, ad.length);
+          plain = cipher.decryptAt(counter, authenticated, sealed.subarray(body.length)) === undefined ? undefined : body;
+        }
+        // Only an authenticated message moves the keys on.
+        if (plain !== undefined) session.receive.commit(epoch, cipher);
+        return plain;
       };
 
       const SEALED_AD = Uint8Array.of(STREAM_MESSAGE.sealed);
@@ -384,8 +413,9 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
               const handshake = new HandshakeState({ protocol, initiator: false, prologue, staticKeyPair, crypto });
               handshake.readMessage(body);
               const reply = handshake.writeMessage(identityProof);
-              // A new handshake replaces whatever state we had with this peer (it may have restarted).
-              if (sessions.delete(from.hex)) counters.set('sessions', sessions.size);
+              // A session in place stays until the new handshake completes: a stray or forged
+              // first message cannot take it down (a restarted peer comes on a new connection,
+              // and connection-close already ended the old session).
               const target = entry ?? newPending(from);
               target.handshake = handshake;
               counters.add('handshakes-answered');

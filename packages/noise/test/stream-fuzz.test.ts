@@ -23,6 +23,7 @@ function mutate(random: Random, valid: Uint8Array): Uint8Array {
   return out;
 }
 
+const MESSAGES = Number(process.env["FUZZ_MESSAGES"] ?? 100_000);
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('noiseStream() receive fuzz', () => {
@@ -74,11 +75,11 @@ describe('noiseStream() receive fuzz', () => {
     const random = seededRandom('stream-fuzz');
     const endpoint = pipe.endpoints.get(b.id.hex)!;
     const from = { host: '127.0.0.1', port: 1 };
-    for (let i = 0; i < 100_000; i++) {
+    for (let i = 0; i < MESSAGES; i++) {
       endpoint.message(mutate(random, messages[random.int(messages.length)]!), a.id, from);
       if (i % 10_000 === 0) await sleep(1);
     }
-    const STREAMS = 2_000;
+    const STREAMS = Number(process.env["FUZZ_STREAMS"] ?? 2_000);
     for (let i = 0; i < STREAMS; i++) {
       const chunks: Uint8Array[] = streamChunks.map((c) => c.slice());
       const target = random.int(chunks.length);

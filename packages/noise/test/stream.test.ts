@@ -176,6 +176,29 @@ describe('noiseStream() over an in-process transport', () => {
     expect(() => noiseStream({ rekeyAfterMessages: 100 })).toThrow(/rekeyAfterMessages/);
   });
 
+  it('a forged counter far ahead neither hangs nor moves the keys on', async () => {
+    const pipe = new Pipe();
+    const a = pipeNode(pipe);
+    const b = pipeNode(pipe);
+    await a.node.start();
+    await b.node.start();
+    await a.node.sendMessage(b.node.id, text('1'));
+    await waitFor(() => b.messages.length === 1);
+    const forged = new Uint8Array(1 + 8 + 20);
+    forged[0] = STREAM_MESSAGE.sealed;
+    new DataView(forged.buffer).setUint32(1, 0x1fffff); // counter near 2^53: billions of epochs ahead
+    const started = Date.now();
+    pipe.endpoints.get(b.node.id.hex)!.message(forged, a.node.id, { host: '127.0.0.1', port: 1 });
+    forged[1] = 0;
+    new DataView(forged.buffer).setUint32(5, 65_536 + 5); // the next epoch, not authenticated
+    pipe.endpoints.get(b.node.id.hex)!.message(forged, a.node.id, { host: '127.0.0.1', port: 1 });
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(counter(b.node, 'dropped.tampered')).toBe(2);
+    await a.node.sendMessage(b.node.id, text('2'));
+    await waitFor(() => b.messages.length === 2);
+    expect(b.messages).toEqual(['1', '2']);
+  });
+
   it('a closed connection ends the session; the next send handshakes again', async () => {
     const pipe = new Pipe();
     const a = pipeNode(pipe);
