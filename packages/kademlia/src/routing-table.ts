@@ -1,25 +1,35 @@
 /**
- * The Kademlia routing table: k-buckets over the XOR metric, kept as a binary trie of
- * id prefixes. A full bucket whose range holds our own id splits (section 2.4 of the
- * paper); with `splitAlways` any full bucket splits, up to `maxDepth`. Each bucket keeps
- * its peers least-recently-seen first and a small replacement cache.
+ * The Kademlia routing table: k-buckets over the XOR metric (Maymounkov and Mazieres
+ * 2002, section 2.2), kept as a binary trie of id prefixes. A full bucket whose range
+ * holds our own id splits (section 2.4); with `splitAlways` any full bucket splits, up to
+ * `maxDepth`. Each bucket keeps its contacts least-recently-seen first, and a small
+ * replacement cache of peers waiting for a slot (section 4.1).
+ *
+ * Memory per contact is one small object pointing at a peer record that the whole
+ * process shares (decoded records are cached by core), so a table of a few hundred
+ * contacts costs a few tens of kilobytes.
  */
 import type { NodeId, PeerRecord } from '@deccom/core';
 import { bitAt, compareDistance } from './distance.js';
 
 export interface Contact {
   peer: PeerRecord;
+  /** Clock time the peer was last heard from. */
   lastSeen: number;
+  /** Requests in a row it did not answer. */
+  failures: number;
 }
 
 export interface Bucket {
   readonly depth: number;
-  /** Prefix bits of this bucket's range (first `depth` bits matter). */
+  /** Prefix bits of this bucket's range (the first `depth` bits matter). */
   readonly prefix: Uint8Array;
   /** Least recently seen first. */
   readonly contacts: Contact[];
+  /** Most recently seen last. */
   readonly replacements: Contact[];
-  lastTouched: number;
+  /** Clock time of the last lookup of an id in this bucket's range (section 2.3, refresh). */
+  lastLookup: number;
 }
 
 interface TrieNode {
@@ -29,21 +39,30 @@ interface TrieNode {
 }
 
 export interface RoutingTableOptions {
-  /** Bucket size. Default 20 (the paper's k). */
+  /** Bucket size. Default 20, the paper's k (section 2.2). */
   k?: number;
   /** Replacement cache size per bucket. Default 5. */
   replacementCacheSize?: number;
-  /** Split any full bucket, not only the one holding our id. Default false. */
+  /** Split any full bucket, not only the one holding our id (a deeper, unbalanced trie). Default false. */
   splitAlways?: boolean;
   /** Deepest split when `splitAlways`. Default 64. */
   maxDepth?: number;
+  /** Clock time the buckets start with as their last lookup. Default 0. */
+  now?: number;
 }
 
 export type AddResult =
-  | { kind: 'updated' }
-  | { kind: 'added' }
-  /** The bucket is full: ping `oldest`; if it fails, call `replace`. The new peer waits in the replacement cache. */
-  | { kind: 'full'; oldest: Contact; bucket: Bucket };
+  | { readonly kind: 'updated' }
+  | { readonly kind: 'added' }
+  /**
+   * The bucket is full: the new peer waits in the replacement cache. Ping `oldest`
+   * (least recently seen); if it does not answer, `remove` it and the freshest
+   * replacement takes its slot (section 2.2).
+   */
+  | { readonly kind: 'full'; readonly oldest: Contact };
+
+const UPDATED: AddResult = { kind: 'updated' };
+const ADDED: AddResult = { kind: 'added' };
 
 export class RoutingTable {
   readonly k: number;
@@ -61,14 +80,16 @@ export class RoutingTable {
     this.k = options.k ?? 20;
     this.replacementCacheSize = options.replacementCacheSize ?? 5;
     this.splitAlways = options.splitAlways ?? false;
-    this.maxDepth = options.maxDepth ?? 64;
-    this.root = { bucket: { depth: 0, prefix: new Uint8Array(32), contacts: [], replacements: [], lastTouched: 0 }, zero: undefined, one: undefined };
+    this.maxDepth = Math.min(255, options.maxDepth ?? 64);
+    this.root = { bucket: newBucket(0, new Uint8Array(32), options.now ?? 0), zero: undefined, one: undefined };
   }
 
+  /** Contacts in the table (replacements not counted). */
   get size(): number {
     return this.index.size;
   }
 
+  /** Number of buckets. */
   get buckets(): number {
     return this.bucketCount;
   }
@@ -81,78 +102,72 @@ export class RoutingTable {
     return this.index.get(id.hex)?.peer;
   }
 
+  contact(id: NodeId): Contact | undefined {
+    return this.index.get(id.hex);
+  }
+
   all(): PeerRecord[] {
-    return [...this.index.values()].map((c) => c.peer);
+    const out: PeerRecord[] = [];
+    for (const contact of this.index.values()) out.push(contact.peer);
+    return out;
   }
 
   private leaf(id: Uint8Array): TrieNode {
     let node = this.root;
     let depth = 0;
-    while (!node.bucket) {
+    while (node.bucket === undefined) {
       node = bitAt(id, depth) === 0 ? node.zero! : node.one!;
       depth++;
     }
     return node;
   }
 
+  /** The bucket whose range holds `id`. */
   bucketFor(id: Uint8Array): Bucket {
     return this.leaf(id).bucket!;
   }
 
-  private inRange(bucket: Bucket, id: Uint8Array): boolean {
-    for (let i = 0; i < bucket.depth; i++) if (bitAt(id, i) !== bitAt(bucket.prefix, i)) return false;
-    return true;
-  }
-
-  /** Whether `peer` would fit without evicting anyone (its bucket has room or can split). */
+  /** Whether a new peer with this id would get a slot now (room in its bucket, or a split). */
   hasRoomFor(id: NodeId): boolean {
     if (this.index.has(id.hex) || id.equals(this.self)) return false;
     const bucket = this.leaf(id.bytes).bucket!;
     return bucket.contacts.length < this.k || this.canSplit(bucket);
   }
 
-  /** Records that `peer` was seen now: moves it to the tail, adds it, or reports a full bucket. */
+  /** Records that `peer` was heard from: moves it to the tail, adds it, or reports a full bucket. */
   add(peer: PeerRecord, now: number): AddResult {
-    if (peer.id.equals(this.self)) return { kind: 'updated' };
+    if (peer.id.equals(this.self)) return UPDATED;
     const existing = this.index.get(peer.id.hex);
-    const node = this.leaf(peer.id.bytes);
-    const bucket = node.bucket!;
-    bucket.lastTouched = now;
-    if (existing) {
+    if (existing !== undefined) {
       existing.peer = peer;
       existing.lastSeen = now;
-      const at = bucket.contacts.indexOf(existing);
-      if (at >= 0) {
-        bucket.contacts.splice(at, 1);
-        bucket.contacts.push(existing);
-      }
-      return { kind: 'updated' };
+      existing.failures = 0;
+      moveToTail(this.leaf(peer.id.bytes).bucket!.contacts, existing);
+      return UPDATED;
     }
+    let node = this.leaf(peer.id.bytes);
+    while (node.bucket!.contacts.length >= this.k && this.canSplit(node.bucket!)) {
+      const depth = node.bucket!.depth;
+      this.split(node);
+      node = bitAt(peer.id.bytes, depth) === 0 ? node.zero! : node.one!;
+    }
+    const bucket = node.bucket!;
     if (bucket.contacts.length < this.k) {
-      const contact = { peer, lastSeen: now };
+      const contact: Contact = { peer, lastSeen: now, failures: 0 };
       bucket.contacts.push(contact);
       this.index.set(peer.id.hex, contact);
-      this.removeReplacement(bucket, peer.id);
-      return { kind: 'added' };
+      removeById(bucket.replacements, peer.id);
+      return ADDED;
     }
-    if (this.canSplit(bucket)) {
-      this.split(node);
-      return this.add(peer, now);
-    }
-    this.removeReplacement(bucket, peer.id);
-    bucket.replacements.push({ peer, lastSeen: now });
+    removeById(bucket.replacements, peer.id);
+    bucket.replacements.push({ peer, lastSeen: now, failures: 0 });
     if (bucket.replacements.length > this.replacementCacheSize) bucket.replacements.shift();
-    return { kind: 'full', oldest: bucket.contacts[0]!, bucket };
-  }
-
-  private removeReplacement(bucket: Bucket, id: NodeId): void {
-    const at = bucket.replacements.findIndex((c) => c.peer.id.equals(id));
-    if (at >= 0) bucket.replacements.splice(at, 1);
+    return { kind: 'full', oldest: bucket.contacts[0]! };
   }
 
   private canSplit(bucket: Bucket): boolean {
     if (bucket.depth >= 255) return false;
-    if (this.inRange(bucket, this.self.bytes)) return true;
+    if (inRange(bucket, this.self.bytes)) return true;
     return this.splitAlways && bucket.depth < this.maxDepth;
   }
 
@@ -161,9 +176,8 @@ export class RoutingTable {
     const depth = bucket.depth;
     const prefixOne = bucket.prefix.slice();
     prefixOne[depth >> 3]! |= 1 << (7 - (depth & 7));
-    const make = (prefix: Uint8Array): Bucket => ({ depth: depth + 1, prefix, contacts: [], replacements: [], lastTouched: bucket.lastTouched });
-    const zero = make(bucket.prefix.slice());
-    const one = make(prefixOne);
+    const zero = newBucket(depth + 1, bucket.prefix, bucket.lastLookup);
+    const one = newBucket(depth + 1, prefixOne, bucket.lastLookup);
     for (const contact of bucket.contacts) (bitAt(contact.peer.id.bytes, depth) === 0 ? zero : one).contacts.push(contact);
     for (const contact of bucket.replacements) (bitAt(contact.peer.id.bytes, depth) === 0 ? zero : one).replacements.push(contact);
     node.bucket = undefined;
@@ -172,87 +186,157 @@ export class RoutingTable {
     this.bucketCount++;
   }
 
-  /** Removes a peer; its bucket's freshest replacement takes its place. Returns the replacement. */
+  /** Removes a peer; its bucket's freshest replacement takes the slot and is returned. */
   remove(id: NodeId): PeerRecord | undefined {
     const contact = this.index.get(id.hex);
-    if (!contact) return undefined;
+    if (contact === undefined) return undefined;
     const bucket = this.bucketFor(id.bytes);
     const at = bucket.contacts.indexOf(contact);
     if (at >= 0) bucket.contacts.splice(at, 1);
     this.index.delete(id.hex);
     const replacement = bucket.replacements.pop();
-    if (replacement) {
-      bucket.contacts.push(replacement);
-      this.index.set(replacement.peer.id.hex, replacement);
-      return replacement.peer;
-    }
-    return undefined;
+    if (replacement === undefined) return undefined;
+    bucket.contacts.push(replacement);
+    this.index.set(replacement.peer.id.hex, replacement);
+    return replacement.peer;
   }
 
-  /** Marks `oldest` alive after a successful ping: it moves to the tail. */
+  /** The peer answered: it moves to the tail as most recently seen. */
   touch(id: NodeId, now: number): void {
     const contact = this.index.get(id.hex);
-    if (!contact) return;
+    if (contact === undefined) return;
     contact.lastSeen = now;
-    const bucket = this.bucketFor(id.bytes);
-    const at = bucket.contacts.indexOf(contact);
-    if (at >= 0) {
-      bucket.contacts.splice(at, 1);
-      bucket.contacts.push(contact);
-    }
+    contact.failures = 0;
+    moveToTail(this.bucketFor(id.bytes).contacts, contact);
   }
 
-  /** The `count` known peers closest to `target`. */
-  closest(target: Uint8Array, count = this.k, exclude?: NodeId): PeerRecord[] {
-    // Walk buckets outward from the target's bucket: cheaper than sorting everything.
+  /** The peer did not answer a request; returns how many in a row it has missed (0 if unknown). */
+  failed(id: NodeId): number {
+    const contact = this.index.get(id.hex);
+    if (contact === undefined) return 0;
+    return ++contact.failures;
+  }
+
+  /** Records a lookup of `target`, for the refresh of untouched buckets. */
+  markLookup(target: Uint8Array, now: number): void {
+    this.bucketFor(target).lastLookup = now;
+  }
+
+  /**
+   * The `count` known peers closest to `target`, closest first (or, with `sorted` false,
+   * the same set in no particular order: what a responder needs, as the asker sorts).
+   * The trie is walked from the target's side outward: every peer in the subtree that
+   * shares the target's next bit is closer than every peer in its sibling, so only the
+   * buckets visited are sorted, and with `sorted` false only the last one when it
+   * overflows.
+   */
+  closest(target: Uint8Array, count: number = this.k, exclude?: NodeId, sorted = true): PeerRecord[] {
     const out: PeerRecord[] = [];
+    if (count <= 0) return out;
+    const excluded = exclude?.hex;
+    const byDistance = (a: PeerRecord, b: PeerRecord): number => compareDistance(a.id.bytes, b.id.bytes, target);
     const visit = (node: TrieNode, depth: number): void => {
-      if (node.bucket) {
-        for (const c of node.bucket.contacts) if (!exclude || !c.peer.id.equals(exclude)) out.push(c.peer);
+      const bucket = node.bucket;
+      if (bucket !== undefined) {
+        const start = out.length;
+        for (const contact of bucket.contacts) if (contact.peer.id.hex !== excluded) out.push(contact.peer);
+        const added = out.length - start;
+        if (added > 1 && (sorted || out.length > count)) {
+          const part = out.splice(start).sort(byDistance);
+          for (const peer of part) out.push(peer);
+        }
         return;
       }
-      const first = bitAt(target, depth) === 0 ? node.zero! : node.one!;
-      const second = first === node.zero ? node.one! : node.zero!;
-      visit(first, depth + 1);
-      if (out.length < count) visit(second, depth + 1);
+      const near = bitAt(target, depth) === 0 ? node.zero! : node.one!;
+      visit(near, depth + 1);
+      if (out.length < count) visit(near === node.zero ? node.one! : node.zero!, depth + 1);
     };
     visit(this.root, 0);
-    out.sort((a, b) => compareDistance(a.id.bytes, b.id.bytes, target));
-    return out.slice(0, count);
+    if (out.length > count) out.length = count;
+    return out;
   }
 
-  /** Buckets not touched since `before`, for refresh. */
-  staleBuckets(before: number): Bucket[] {
+  /** Every bucket, from the all-zeros side of the id space to the all-ones side. */
+  allBuckets(): Bucket[] {
     const out: Bucket[] = [];
     const visit = (node: TrieNode): void => {
-      if (node.bucket) {
-        if (node.bucket.lastTouched < before) out.push(node.bucket);
-        return;
+      if (node.bucket !== undefined) out.push(node.bucket);
+      else {
+        visit(node.zero!);
+        visit(node.one!);
       }
-      visit(node.zero!);
-      visit(node.one!);
     };
     visit(this.root);
     return out;
   }
 
-  /** Checks the trie's invariants (for tests): every contact lies in its bucket's range, no bucket over k. */
+  /** Buckets with no lookup since `before`, for refresh. */
+  staleBuckets(before: number): Bucket[] {
+    return this.allBuckets().filter((bucket) => bucket.lastLookup < before);
+  }
+
+  /** Whether the bucket's range holds our own id. */
+  inOwnBucket(bucket: Bucket): boolean {
+    return inRange(bucket, this.self.bytes);
+  }
+
+  /** Checks the trie's invariants (for tests): every contact in its bucket's range, no bucket over k, index in sync. */
   checkInvariants(): void {
     let count = 0;
-    const visit = (node: TrieNode): void => {
-      if (node.bucket) {
-        if (node.bucket.contacts.length > this.k) throw new Error(`bucket at depth ${node.bucket.depth} holds ${node.bucket.contacts.length} > k`);
-        for (const c of node.bucket.contacts) {
-          if (!this.inRange(node.bucket, c.peer.id.bytes)) throw new Error('contact outside its bucket range');
-          if (this.index.get(c.peer.id.hex) !== c) throw new Error('index out of sync');
-          count++;
-        }
-        return;
+    for (const bucket of this.allBuckets()) {
+      if (bucket.contacts.length > this.k) throw new Error(`bucket at depth ${bucket.depth} holds ${bucket.contacts.length} > k contacts`);
+      if (bucket.replacements.length > this.replacementCacheSize) throw new Error('replacement cache over its size');
+      for (const contact of bucket.contacts) {
+        if (!inRange(bucket, contact.peer.id.bytes)) throw new Error('contact outside its bucket range');
+        if (this.index.get(contact.peer.id.hex) !== contact) throw new Error('index out of sync');
+        count++;
       }
-      visit(node.zero!);
-      visit(node.one!);
-    };
-    visit(this.root);
+      for (const contact of bucket.replacements) {
+        if (!inRange(bucket, contact.peer.id.bytes)) throw new Error('replacement outside its bucket range');
+        if (this.index.has(contact.peer.id.hex)) throw new Error('a replacement is also a contact');
+      }
+    }
     if (count !== this.index.size) throw new Error(`index has ${this.index.size} contacts, buckets ${count}`);
+  }
+}
+
+function newBucket(depth: number, prefix: Uint8Array, lastLookup: number): Bucket {
+  return { depth, prefix, contacts: [], replacements: [], lastLookup };
+}
+
+/** Whether `id` lies in the bucket's prefix range. */
+export function inRange(bucket: { readonly depth: number; readonly prefix: Uint8Array }, id: Uint8Array): boolean {
+  const whole = bucket.depth >> 3;
+  for (let i = 0; i < whole; i++) if (id[i] !== bucket.prefix[i]) return false;
+  const rest = bucket.depth & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (id[whole]! & mask) === (bucket.prefix[whole]! & mask);
+}
+
+/** A random id in the bucket's range (for refresh lookups). */
+export function randomIdIn(bucket: { readonly depth: number; readonly prefix: Uint8Array }, random: Uint8Array): Uint8Array {
+  const id = random.slice(0, 32);
+  for (let i = 0; i < bucket.depth; i++) {
+    const mask = 1 << (7 - (i & 7));
+    id[i >> 3] = (id[i >> 3]! & ~mask) | (bucket.prefix[i >> 3]! & mask);
+  }
+  return id;
+}
+
+function moveToTail(contacts: Contact[], contact: Contact): void {
+  if (contacts[contacts.length - 1] === contact) return;
+  const at = contacts.indexOf(contact);
+  if (at < 0) return;
+  contacts.splice(at, 1);
+  contacts.push(contact);
+}
+
+function removeById(contacts: Contact[], id: NodeId): void {
+  for (let i = 0; i < contacts.length; i++) {
+    if (contacts[i]!.peer.id.equals(id)) {
+      contacts.splice(i, 1);
+      return;
+    }
   }
 }

@@ -1,0 +1,916 @@
+/**
+ * The running Kademlia layer of one node: requests and their deadlines, shared lookups,
+ * joining, refresh, topics and the receive path. `index.ts` declares the layer; this file
+ * is its implementation and is not part of the public surface.
+ */
+import {
+  AbortError,
+  decodeFrame,
+  dropReason,
+  encodeData,
+  FRAME_DATA,
+  InvalidArgumentError,
+  NodeId,
+  NotFoundError,
+  StateError,
+  throwIfAborted,
+  TimeoutError,
+  verifyPeerRecord,
+  type Address,
+  type FindOptions,
+  type LayerContext,
+  type PeerRecord,
+  type TimerHandle,
+} from '@deccom/core';
+import { Lookup, type Candidate } from './lookup.js';
+import { randomIdIn, RoutingTable } from './routing-table.js';
+import { TopicStore } from './topics.js';
+import { decodeMessage, encodeMessage, encodeResponse, KADEMLIA_PROTOCOL, MESSAGE, TOPIC_LENGTH, type KademliaMessage } from './wire.js';
+import { KademliaError } from './errors.js';
+import type { LookupKind, LookupStats, TopicLookupOptions } from './index.js';
+
+export type KademliaContext = LayerContext<
+  'sendDatagram' | 'sendPing' | 'maxDatagramSize' | 'localAddress',
+  'heardFrom' | 'trackPeer' | 'untrackPeer',
+  'datagram' | 'approve' | 'peer-connect' | 'peer-disconnect'
+>;
+
+/** Options with every default applied. */
+export interface KademliaConfig {
+  readonly bootstrap: readonly Address[];
+  readonly k: number;
+  readonly alpha: number;
+  readonly requestTimeoutMs: number;
+  readonly lookupTimeoutMs: number;
+  readonly refreshIntervalMs: number;
+  readonly bootstrapRetryMs: number;
+  readonly splitAlways: boolean;
+  readonly replacementCacheSize: number;
+  readonly maxFailures: number;
+  readonly evictionPingAfterMs: number;
+  readonly maxConcurrentLookups: number;
+  readonly maxPendingRequests: number;
+  readonly maxAnnouncements: number;
+  readonly maxProvidersPerTopic: number;
+  readonly announceTtlSeconds: number;
+  readonly maxMessageBytes: number;
+  readonly requireSignedRecords: boolean;
+  readonly learnFromResponses: boolean;
+  readonly joinRefreshes: number;
+  readonly onLookup: ((stats: LookupStats) => void) | undefined;
+}
+
+/** Approvals waiting for the approve hook, at most. */
+const MAX_APPROVALS_IN_PROGRESS = 1024;
+/** A rejected peer is not asked about again for this long. */
+const REJECTION_MEMORY_MS = 60_000;
+const MAX_REJECTIONS_REMEMBERED = 1024;
+/** Stored announcements are swept this often. */
+const EXPIRY_SWEEP_MS = 30_000;
+/** Stale buckets refreshed per refresh check, at most. */
+const REFRESHES_PER_CHECK = 8;
+
+// Signature checks cost tens of microseconds and the same records arrive again and
+// again (core caches decoded records, so equal bytes give the same object): remember
+// each record's verdict for as long as the record lives.
+const signatureVerdicts = new WeakMap<PeerRecord, boolean>();
+
+interface Request {
+  readonly host: string;
+  readonly port: number;
+  readonly peer: PeerRecord | undefined;
+  parts: number;
+  received: number;
+  /** Part numbers seen (only for responses of more than one part). */
+  seen: Set<number> | undefined;
+  timer: TimerHandle | undefined;
+  readonly onPart: ((providers: readonly PeerRecord[], nodes: readonly PeerRecord[]) => void) | undefined;
+  readonly onDone: (ok: boolean) => void;
+}
+
+interface SearchResult {
+  readonly found: PeerRecord | undefined;
+  readonly providers: readonly PeerRecord[];
+  /** The k closest peers that answered. */
+  readonly closest: readonly PeerRecord[];
+  readonly stats: LookupStats;
+}
+
+interface Search {
+  readonly key: string;
+  readonly kind: LookupKind;
+  readonly target: Uint8Array;
+  readonly targetHex: string;
+  readonly lookup: Lookup;
+  readonly startedAt: number;
+  readonly providerLimit: number;
+  readonly providers: Map<string, PeerRecord> | undefined;
+  found: PeerRecord | undefined;
+  foundRound: number;
+  waiters: number;
+  finished: boolean;
+  resolve(result: SearchResult): void;
+  reject(error: unknown): void;
+  readonly promise: Promise<SearchResult>;
+}
+
+const sameHostPort = (a: Address, b: Address): boolean => a.port === b.port && a.host === b.host;
+
+export class KademliaEngine {
+  private readonly self: NodeId;
+  private readonly table: RoutingTable;
+  private readonly pending = new Map<number, Request>();
+  private readonly searches = new Map<string, Search>();
+  private readonly topics: TopicStore;
+  private readonly announcing = new Map<string, () => void>();
+  private readonly approving = new Set<string>();
+  private readonly rejected = new Map<string, number>();
+  private readonly pingingOldest = new Set<string>();
+  private nextRequestId: number;
+  private running = false;
+  private joinWanted = false;
+  private joinReady = false;
+  private joinTimer: TimerHandle | undefined;
+  private readonly awaitingIntroductions = new Set<string>();
+  /** Self-lookups repeated because the table stayed smaller than k. */
+  private smallTableRejoins = 0;
+  private joining = false;
+  private stopTimers: (() => void)[] = [];
+  // Hot-path counters live in fields and are read when a snapshot is taken.
+  private messagesIn = 0;
+  private messagesOut = 0;
+  private bytesOut = 0;
+  private requests = 0;
+  private timeouts = 0;
+
+  constructor(
+    private readonly ctx: KademliaContext,
+    private readonly config: KademliaConfig,
+  ) {
+    this.self = ctx.identity.id;
+    this.table = new RoutingTable(this.self, {
+      k: config.k,
+      splitAlways: config.splitAlways,
+      replacementCacheSize: config.replacementCacheSize,
+      now: ctx.clock.now(),
+    });
+    this.topics = new TopicStore(config.maxAnnouncements, config.maxProvidersPerTopic);
+    this.nextRequestId = ctx.random.int(2 ** 32);
+    ctx.counters.attach(() => ({
+      'messages-in': this.messagesIn,
+      'messages-out': this.messagesOut,
+      'bytes-out': this.bytesOut,
+      requests: this.requests,
+      'request-timeouts': this.timeouts,
+    }));
+  }
+
+  // ---------------------------------------------------------------------------
+  // Lifecycle
+
+  start(): void {
+    this.running = true;
+    const { clock } = this.ctx;
+    const { refreshIntervalMs, bootstrapRetryMs } = this.config;
+    this.stopTimers = [
+      clock.setInterval(() => this.checkTableSize(), bootstrapRetryMs),
+      clock.setInterval(() => this.refresh(), Math.max(1000, Math.min(refreshIntervalMs / 4, 600_000))),
+      clock.setInterval(() => this.expire(), EXPIRY_SWEEP_MS),
+    ];
+    this.beginJoin();
+  }
+
+  stop(): void {
+    this.running = false;
+    for (const stop of this.stopTimers) stop();
+    this.stopTimers = [];
+    for (const stop of this.announcing.values()) stop();
+    this.announcing.clear();
+    if (this.joinTimer !== undefined) this.ctx.clock.clearTimeout(this.joinTimer);
+    this.joinTimer = undefined;
+    this.joinWanted = false;
+    this.awaitingIntroductions.clear();
+    const stopped = new StateError('STOPPED', 'kademlia: the node stopped');
+    for (const search of [...this.searches.values()]) this.finish(search, stopped);
+    for (const [id, request] of [...this.pending]) {
+      this.pending.delete(id);
+      if (request.timer !== undefined) this.ctx.clock.clearTimeout(request.timer);
+      request.onDone(false);
+    }
+    this.approving.clear();
+    this.pingingOldest.clear();
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      peers: this.table.size,
+      buckets: this.table.buckets,
+      pendingRequests: this.pending.size,
+      lookups: this.searches.size,
+      topics: this.topics.topicCount,
+      announcements: this.topics.size,
+    };
+  }
+
+  // ---------------------------------------------------------------------------
+  // Sending and requests
+
+  private send(to: Address, bytes: Uint8Array): void {
+    this.messagesOut++;
+    this.bytesOut += bytes.byteLength;
+    try {
+      this.ctx.below.sendDatagram(to, bytes);
+    } catch (error) {
+      // An unusable address in someone's record: count it, never throw out of a handler.
+      this.ctx.counters.drop('send-error');
+      this.ctx.logger.debug('send failed', { error });
+    }
+  }
+
+  /**
+   * Sends a request built around a fresh request id and calls `onDone` exactly once:
+   * true when every part of the answer arrived (or some did by the deadline), false on
+   * silence, refusal (too many pending) or stop.
+   */
+  private request(
+    peer: PeerRecord | undefined,
+    address: Address,
+    build: (requestId: number) => Uint8Array,
+    onPart: Request['onPart'],
+    onDone: (ok: boolean) => void,
+  ): void {
+    if (this.pending.size >= this.config.maxPendingRequests) {
+      this.ctx.counters.drop('pending-full');
+      queueMicrotask(() => onDone(false));
+      return;
+    }
+    let id = (this.nextRequestId = (this.nextRequestId + 1) >>> 0);
+    while (this.pending.has(id)) id = this.nextRequestId = (this.nextRequestId + 1) >>> 0;
+    const request: Request = { host: address.host, port: address.port, peer, parts: 1, received: 0, seen: undefined, timer: undefined, onPart, onDone };
+    request.timer = this.ctx.clock.setTimeout(() => {
+      if (this.pending.get(id) !== request) return;
+      this.pending.delete(id);
+      const ok = request.received > 0;
+      if (!ok) {
+        this.timeouts++;
+        if (peer !== undefined) this.noteFailure(peer);
+      }
+      onDone(ok);
+    }, this.config.requestTimeoutMs);
+    this.pending.set(id, request);
+    this.requests++;
+    this.send(address, build(id));
+  }
+
+  private requestAsync(peer: PeerRecord, build: (requestId: number) => Uint8Array): Promise<boolean> {
+    return new Promise((resolve) => this.request(peer, peer.address, build, undefined, resolve));
+  }
+
+  /** A response or acknowledgement arrived: match it to its request by id and address. */
+  private answer(requestId: number, from: Address, part: number, parts: number, providers: readonly PeerRecord[], nodes: readonly PeerRecord[]): void {
+    const request = this.pending.get(requestId);
+    if (request === undefined || request.port !== from.port || request.host !== from.host) {
+      this.ctx.counters.drop('unsolicited-response');
+      return;
+    }
+    if (request.received === 0) request.parts = parts;
+    else if (parts !== request.parts) {
+      this.ctx.counters.drop('inconsistent-parts');
+      return;
+    }
+    if (parts > 1) {
+      request.seen ??= new Set();
+      if (request.seen.has(part)) {
+        this.ctx.counters.drop('duplicate-part');
+        return;
+      }
+      request.seen.add(part);
+    }
+    request.received++;
+    if (request.peer !== undefined) this.heardDirectly(request.peer);
+    request.onPart?.(providers, nodes);
+    if (request.received >= request.parts && this.pending.get(requestId) === request) {
+      this.pending.delete(requestId);
+      if (request.timer !== undefined) this.ctx.clock.clearTimeout(request.timer);
+      request.onDone(true);
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Peers: approval, table, eviction
+
+  /** Whether a record may be used: a valid signature when signed; signed when required; not ourselves; reachable. */
+  private acceptable(peer: PeerRecord): boolean {
+    if (peer.signature !== undefined) {
+      let ok = signatureVerdicts.get(peer);
+      if (ok === undefined) {
+        ok = verifyPeerRecord(peer);
+        signatureVerdicts.set(peer, ok);
+      }
+      if (!ok) {
+        this.ctx.counters.drop('bad-signature');
+        return false;
+      }
+    } else if (this.config.requireSignedRecords && peer.identity.kind === 'ed25519') {
+      this.ctx.counters.drop('unsigned-record');
+      return false;
+    }
+    if (peer.address.port === 0) {
+      this.ctx.counters.drop('unreachable-record');
+      return false;
+    }
+    return !peer.id.equals(this.self);
+  }
+
+  /** The record as seen from `from`: a peer behind a NAT is reachable where its datagrams come from. */
+  private observed(peer: PeerRecord, from: Address): PeerRecord {
+    if (sameHostPort(peer.address, from)) return peer;
+    // The signature covered the old address: the rewritten record is unsigned.
+    return { identity: peer.identity, id: peer.id, address: { host: from.host, port: from.port }, tcpPort: peer.tcpPort };
+  }
+
+  /** A peer we heard from directly (it sent us a message or answered one). */
+  private heardDirectly(peer: PeerRecord): void {
+    if (this.table.has(peer.id)) {
+      this.table.add(peer, this.ctx.clock.now());
+      return;
+    }
+    this.admit(peer);
+  }
+
+  /** A new peer: asks the approval hook (once at a time per peer), then inserts it. */
+  private admit(peer: PeerRecord): void {
+    const approve = this.ctx.slots.approve;
+    if (approve === undefined) {
+      this.insert(peer);
+      return;
+    }
+    const hex = peer.id.hex;
+    const rejectedUntil = this.rejected.get(hex);
+    if (rejectedUntil !== undefined) {
+      if (rejectedUntil > this.ctx.clock.now()) return;
+      this.rejected.delete(hex);
+    }
+    if (this.approving.has(hex) || this.approving.size >= MAX_APPROVALS_IN_PROGRESS) return;
+    this.approving.add(hex);
+    const settle = (ok: boolean): void => {
+      this.approving.delete(hex);
+      if (!this.running) return;
+      if (ok) this.insert(peer);
+      else {
+        this.ctx.counters.add('rejected-peers');
+        if (this.rejected.size >= MAX_REJECTIONS_REMEMBERED) this.rejected.clear();
+        this.rejected.set(hex, this.ctx.clock.now() + REJECTION_MEMORY_MS);
+      }
+    };
+    Promise.resolve()
+      .then(() => approve(peer))
+      .then(
+        (ok) => settle(ok === true),
+        () => settle(false),
+      );
+  }
+
+  private insert(peer: PeerRecord): void {
+    const now = this.ctx.clock.now();
+    const result = this.table.add(peer, now);
+    if (result.kind === 'added') {
+      this.connected(peer);
+      if (this.joinWanted) this.tryJoin();
+      return;
+    }
+    if (result.kind !== 'full') return;
+    // Section 2.2: a full bucket pings its least-recently-seen contact and evicts it only
+    // if it does not answer; the newcomer waits in the replacement cache meanwhile. A
+    // contact heard from recently is alive enough to keep without a ping.
+    const oldest = result.oldest;
+    if (now - oldest.lastSeen < this.config.evictionPingAfterMs) return;
+    const hex = oldest.peer.id.hex;
+    if (this.pingingOldest.has(hex)) return;
+    this.pingingOldest.add(hex);
+    this.ctx.counters.add('eviction-pings');
+    const target = oldest.peer;
+    this.ctx.below.sendPing(target.address, { timeoutMs: this.config.requestTimeoutMs, signal: this.ctx.signal }).then(
+      () => {
+        this.pingingOldest.delete(hex);
+        if (this.running) this.table.touch(target.id, this.ctx.clock.now());
+      },
+      () => {
+        this.pingingOldest.delete(hex);
+        if (this.running) this.evict(target.id, 'unresponsive');
+      },
+    );
+  }
+
+  private connected(peer: PeerRecord): void {
+    this.ctx.counters.set('peers', this.table.size);
+    this.ctx.below.trackPeer?.(peer.id, peer.address);
+    this.ctx.emit('peer-connect', peer);
+  }
+
+  private evict(id: NodeId, reason: string): void {
+    const peer = this.table.get(id);
+    if (peer === undefined) return;
+    const replacement = this.table.remove(id);
+    this.ctx.counters.add(`evicted.${reason}`);
+    this.ctx.counters.set('peers', this.table.size);
+    this.ctx.below.untrackPeer?.(id);
+    this.ctx.emit('peer-disconnect', peer);
+    if (replacement !== undefined) this.connected(replacement);
+  }
+
+  /** Keep-alive reports the peer stopped answering pings. */
+  evictUnresponsive(id: NodeId): void {
+    this.evict(id, 'keepalive');
+  }
+
+  private noteFailure(peer: PeerRecord): void {
+    if (this.running && this.table.failed(peer.id) >= this.config.maxFailures) this.evict(peer.id, 'timeout');
+  }
+
+  // ---------------------------------------------------------------------------
+  // Lookups
+
+  /** Starts (or joins) a search. `kind` 'node' stops once the target is found; 'topic' once `providerLimit` providers are known. */
+  private search(target: Uint8Array, kind: LookupKind, providerLimit = Number.POSITIVE_INFINITY, share = true): Search {
+    const targetHex = new NodeId(target).hex;
+    const key = `${kind}:${targetHex}`;
+    if (share) {
+      const existing = this.searches.get(key);
+      if (existing !== undefined) return existing;
+    }
+    if (this.searches.size >= this.config.maxConcurrentLookups) {
+      throw new KademliaError('LOOKUP_LIMIT', `kademlia: ${this.config.maxConcurrentLookups} lookups are already running`);
+    }
+    const now = this.ctx.clock.now();
+    const lookup = new Lookup(target, { k: this.config.k, alpha: this.config.alpha, self: this.self });
+    lookup.add(this.table.closest(target, this.config.k));
+    this.table.markLookup(target, now);
+    let resolve!: (result: SearchResult) => void;
+    let reject!: (error: unknown) => void;
+    const promise = new Promise<SearchResult>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const search: Search = {
+      key: share ? key : `${key}:${this.ctx.random.int(2 ** 32)}`,
+      kind,
+      target,
+      targetHex,
+      lookup,
+      startedAt: now,
+      providerLimit,
+      providers: kind === 'topic' ? new Map() : undefined,
+      found: undefined,
+      foundRound: 0,
+      waiters: 0,
+      finished: false,
+      resolve,
+      reject,
+      promise,
+    };
+    // A shared search always has a handler: callers may all have given up.
+    promise.catch(() => undefined);
+    this.searches.set(search.key, search);
+    this.pump(search);
+    return search;
+  }
+
+  private pump(search: Search): void {
+    if (search.finished) return;
+    if (!this.running) {
+      this.finish(search, new StateError('STOPPED', 'kademlia: the node stopped'));
+      return;
+    }
+    if (search.found !== undefined || (search.providers !== undefined && search.providers.size >= search.providerLimit)) {
+      this.finish(search);
+      return;
+    }
+    const lookup = search.lookup;
+    const type = search.kind === 'topic' ? MESSAGE.findTopic : MESSAGE.findNode;
+    for (const candidate of lookup.next()) {
+      const local = this.ctx.localPeer();
+      this.request(
+        candidate.peer,
+        candidate.peer.address,
+        (requestId) => encodeMessage({ type, requestId, target: search.target, peer: local }),
+        (providers, nodes) => this.onLookupAnswer(search, candidate, providers, nodes),
+        (ok) => {
+          if (ok) lookup.answered(candidate);
+          else lookup.failed(candidate);
+          this.pump(search);
+        },
+      );
+    }
+    if (lookup.done) this.finish(search);
+  }
+
+  private onLookupAnswer(search: Search, candidate: Candidate, providers: readonly PeerRecord[], nodes: readonly PeerRecord[]): void {
+    const k = this.config.k;
+    const accepted: PeerRecord[] = [];
+    const learn = this.config.learnFromResponses;
+    for (let i = 0; i < nodes.length && i < k; i++) {
+      const node = nodes[i]!;
+      if (!this.acceptable(node)) continue;
+      // A peer learned from an answer fills a bucket with room; it never evicts anyone.
+      if (learn && this.table.hasRoomFor(node.id)) this.admit(node);
+      if (search.finished) continue;
+      if (!search.lookup.has(node.id)) this.ctx.below.heardFrom?.(node.address, candidate.peer);
+      if (search.kind === 'node' && search.found === undefined && node.id.hex === search.targetHex) {
+        search.found = node;
+        search.foundRound = candidate.round;
+      }
+      accepted.push(node);
+    }
+    if (search.finished) return;
+    if (search.providers !== undefined) {
+      for (let i = 0; i < providers.length && i < this.config.maxProvidersPerTopic; i++) {
+        const provider = providers[i]!;
+        if (this.acceptable(provider)) search.providers.set(provider.id.hex, provider);
+      }
+    }
+    search.lookup.partial(candidate, accepted);
+    if (search.found !== undefined || (search.providers !== undefined && search.providers.size >= search.providerLimit)) this.finish(search);
+  }
+
+  private finish(search: Search, error?: unknown): void {
+    if (search.finished) return;
+    search.finished = true;
+    this.searches.delete(search.key);
+    if (error !== undefined) {
+      search.reject(error);
+      return;
+    }
+    const lookup = search.lookup;
+    const stats: LookupStats = {
+      kind: search.kind,
+      target: search.targetHex,
+      found: search.found !== undefined,
+      rounds: search.found !== undefined ? search.foundRound : lookup.deepestRound,
+      messages: lookup.queries,
+      answers: lookup.answers,
+      failures: lookup.failures,
+      durationMs: this.ctx.clock.now() - search.startedAt,
+    };
+    this.ctx.counters.add('lookups');
+    this.config.onLookup?.(stats);
+    search.resolve({
+      found: search.found,
+      providers: search.providers === undefined ? [] : [...search.providers.values()],
+      closest: lookup.closest(),
+      stats,
+    });
+  }
+
+  /**
+   * Waits for a search on behalf of one caller, with the caller's signal and deadline.
+   * When every caller of a search gave up, the search itself stops.
+   */
+  private wait(search: Search, signal: AbortSignal | undefined, timeoutMs: number): Promise<SearchResult> {
+    search.waiters++;
+    return new Promise<SearchResult>((resolve, reject) => {
+      let settled = false;
+      const leave = (error: unknown): void => {
+        if (settled) return;
+        settled = true;
+        this.ctx.clock.clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (--search.waiters === 0 && !search.finished) {
+          this.ctx.counters.add('lookups-abandoned');
+          this.finish(search, error);
+        }
+        reject(error);
+      };
+      const onAbort = (): void => leave(new AbortError('kademlia lookup aborted', { cause: signal?.reason }));
+      const timer = this.ctx.clock.setTimeout(() => leave(new TimeoutError(`kademlia lookup: no result within ${timeoutMs} ms`)), timeoutMs);
+      if (signal?.aborted) {
+        onAbort();
+        return;
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      search.promise.then(
+        (result) => {
+          if (settled) return;
+          settled = true;
+          this.ctx.clock.clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          search.waiters--;
+          resolve(result);
+        },
+        (error: unknown) => {
+          if (settled) return;
+          settled = true;
+          this.ctx.clock.clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          search.waiters--;
+          reject(error);
+        },
+      );
+    });
+  }
+
+  private requireRunning(what: string): void {
+    if (!this.running) throw new StateError('NOT_STARTED', `kademlia.${what}: the layer is not started`);
+  }
+
+  async findPeer(id: NodeId, options: FindOptions = {}): Promise<PeerRecord> {
+    this.requireRunning('findPeer');
+    if (!(id instanceof NodeId)) throw new InvalidArgumentError('kademlia.findPeer: id must be a NodeId');
+    throwIfAborted(options.signal);
+    const known = this.table.get(id);
+    if (known !== undefined) return known;
+    if (id.equals(this.self)) return this.ctx.localPeer();
+    const search = this.search(id.bytes, 'node');
+    const result = await this.wait(search, options.signal, options.timeoutMs ?? this.config.lookupTimeoutMs);
+    if (result.found === undefined) {
+      this.ctx.counters.add('lookups-not-found');
+      throw new NotFoundError(`kademlia: peer ${id.short}… not found (${result.stats.messages} queries)`);
+    }
+    return result.found;
+  }
+
+  // ---------------------------------------------------------------------------
+  // Joining and refresh
+
+  /**
+   * Asks every bootstrap address to introduce itself. The self-lookup starts once every
+   * one of them answered (so it starts from all of them), or after `requestTimeoutMs`.
+   */
+  private beginJoin(): void {
+    const bootstrap = this.config.bootstrap;
+    if (bootstrap.length === 0 || !this.running) return;
+    this.joinWanted = true;
+    this.joinReady = false;
+    this.awaitingIntroductions.clear();
+    for (const address of bootstrap) this.awaitingIntroductions.add(`${address.host}|${address.port}`);
+    const ask = encodeMessage({ type: MESSAGE.askId, peer: this.ctx.localPeer() });
+    for (const address of bootstrap) this.send(address, ask);
+    if (this.joinTimer !== undefined) this.ctx.clock.clearTimeout(this.joinTimer);
+    this.joinTimer = this.ctx.clock.setTimeout(() => {
+      this.joinTimer = undefined;
+      this.readyToJoin();
+    }, this.config.requestTimeoutMs);
+  }
+
+  private introduced(from: Address): void {
+    if (!this.joinWanted || this.joinReady) return;
+    this.awaitingIntroductions.delete(`${from.host}|${from.port}`);
+    if (this.awaitingIntroductions.size === 0) this.readyToJoin();
+  }
+
+  private readyToJoin(): void {
+    if (this.joinTimer !== undefined) this.ctx.clock.clearTimeout(this.joinTimer);
+    this.joinTimer = undefined;
+    this.joinReady = true;
+    this.tryJoin();
+  }
+
+  /** Runs the join once it is wanted, the bootstrap nodes had their chance, and the table holds someone. */
+  private tryJoin(): void {
+    if (!this.joinWanted || !this.joinReady || !this.running || this.table.size === 0) return;
+    this.joinWanted = false;
+    this.ctx.counters.add('joins');
+    this.join().catch((error: unknown) => this.ctx.logger.debug('join ended early', { error }));
+  }
+
+  /**
+   * While the table is empty, bootstrap again. While it holds fewer than k peers, look up
+   * our own id again, a few times (a node that joined through nodes that were
+   * themselves joining may have learned little the first time).
+   */
+  private checkTableSize(): void {
+    if (this.table.size >= this.config.k) {
+      this.smallTableRejoins = 0;
+      return;
+    }
+    if (this.table.size === 0) {
+      if (this.config.bootstrap.length > 0) {
+        this.ctx.counters.add('rebootstraps');
+        this.beginJoin();
+      }
+      return;
+    }
+    if (this.joining || this.joinWanted || this.smallTableRejoins >= 3) return;
+    this.smallTableRejoins++;
+    this.ctx.counters.add('small-table-rejoins');
+    this.join().catch((error: unknown) => this.ctx.logger.debug('rejoin ended early', { error }));
+  }
+
+  /**
+   * Joining (section 2.3): a lookup of our own id fills the buckets near us and makes
+   * our neighbours learn of us; then lookups of random ids in the sparsest buckets
+   * farther than our closest neighbour fill the far side of the table.
+   */
+  private async join(): Promise<void> {
+    this.joining = true;
+    try {
+      await this.joinLookups();
+    } finally {
+      this.joining = false;
+    }
+  }
+
+  private async joinLookups(): Promise<void> {
+    await this.search(this.self.bytes, 'closest').promise;
+    const k = this.config.k;
+    const sparse = this.table
+      .allBuckets()
+      .filter((bucket) => bucket.contacts.length < k / 2 && !this.table.inOwnBucket(bucket))
+      .sort((a, b) => a.contacts.length - b.contacts.length)
+      .slice(0, this.config.joinRefreshes);
+    await Promise.all(
+      sparse.map((bucket) => {
+        this.ctx.counters.add('refreshes');
+        return this.search(randomIdIn(bucket, this.ctx.random.bytes(32)), 'closest', undefined, false).promise;
+      }),
+    );
+  }
+
+  /** Refreshes buckets with no lookup in `refreshIntervalMs` (section 2.3). */
+  private refresh(): void {
+    if (this.table.size === 0) return;
+    const stale = this.table.staleBuckets(this.ctx.clock.now() - this.config.refreshIntervalMs);
+    for (const bucket of stale.slice(0, REFRESHES_PER_CHECK)) {
+      if (this.searches.size >= this.config.maxConcurrentLookups) break;
+      this.ctx.counters.add('refreshes');
+      this.search(randomIdIn(bucket, this.ctx.random.bytes(32)), 'closest', undefined, false).promise.catch(() => undefined);
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Topics
+
+  private expire(): void {
+    this.topics.expire(this.ctx.clock.now());
+    this.ctx.counters.set('announcements', this.topics.size);
+  }
+
+  private storeAnnouncement(topic: Uint8Array, peer: PeerRecord, ttlSeconds: number): void {
+    const ttl = Math.min(ttlSeconds, this.config.announceTtlSeconds);
+    const result = this.topics.store(new NodeId(topic).hex, peer, this.ctx.clock.now() + ttl * 1000);
+    if (result === 'full') this.ctx.counters.drop('announcements-full');
+    this.ctx.counters.set('announcements', this.topics.size);
+  }
+
+  private checkTopic(topic: Uint8Array, what: string): void {
+    if (!(topic instanceof Uint8Array) || topic.length !== TOPIC_LENGTH) {
+      throw new InvalidArgumentError(`kademlia.${what}: a topic is ${TOPIC_LENGTH} bytes (e.g. SHA-256 of a name)`);
+    }
+  }
+
+  async announce(topic: Uint8Array): Promise<number> {
+    this.requireRunning('announce');
+    this.checkTopic(topic, 'announce');
+    const copy = topic.slice();
+    const key = new NodeId(copy).hex;
+    if (!this.announcing.has(key)) {
+      const every = (this.config.announceTtlSeconds * 1000) / 2;
+      this.announcing.set(
+        key,
+        this.ctx.clock.setInterval(() => {
+          this.announceOnce(copy).catch((error: unknown) => this.ctx.logger.debug('re-announce failed', { error }));
+        }, every),
+      );
+    }
+    return this.announceOnce(copy);
+  }
+
+  unannounce(topic: Uint8Array): void {
+    this.checkTopic(topic, 'unannounce');
+    const key = new NodeId(topic).hex;
+    this.announcing.get(key)?.();
+    this.announcing.delete(key);
+  }
+
+  /** Stores the announcement on the k closest nodes to the topic (and here); resolves to how many acknowledged. */
+  private async announceOnce(topic: Uint8Array): Promise<number> {
+    const result = await this.search(topic, 'closest').promise;
+    const local = this.ctx.localPeer();
+    this.storeAnnouncement(topic, local, this.config.announceTtlSeconds);
+    const ttlSeconds = this.config.announceTtlSeconds;
+    const acks = await Promise.all(
+      result.closest.map((peer) => this.requestAsync(peer, (requestId) => encodeMessage({ type: MESSAGE.announce, requestId, topic, ttlSeconds, peer: local }))),
+    );
+    let stored = 0;
+    for (const ok of acks) if (ok) stored++;
+    this.ctx.counters.add('announces');
+    return stored;
+  }
+
+  async lookupTopic(topic: Uint8Array, options: TopicLookupOptions = {}): Promise<PeerRecord[]> {
+    this.requireRunning('lookupTopic');
+    this.checkTopic(topic, 'lookupTopic');
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    if (!(limit >= 1)) throw new InvalidArgumentError(`kademlia.lookupTopic: limit must be >= 1, got ${limit}`);
+    throwIfAborted(options.signal);
+    const key = new NodeId(topic).hex;
+    const all = new Map<string, PeerRecord>();
+    for (const peer of this.topics.providers(key, this.ctx.clock.now())) all.set(peer.id.hex, peer);
+    if (all.size < limit) {
+      const search = this.search(topic.slice(), 'topic', limit - all.size, false);
+      const result = await this.wait(search, options.signal, options.timeoutMs ?? this.config.lookupTimeoutMs);
+      for (const peer of result.providers) all.set(peer.id.hex, peer);
+    }
+    const out = [...all.values()];
+    return out.length > limit ? out.slice(0, limit) : out;
+  }
+
+  // ---------------------------------------------------------------------------
+  // Receive path
+
+  receive(bytes: Uint8Array, from: Address): void {
+    if (bytes.byteLength > 0 && bytes[0] === FRAME_DATA) {
+      const slot = this.ctx.slots.datagram;
+      if (slot !== undefined) slot(bytes.subarray(1), from);
+      else this.ctx.counters.drop('no-receiver');
+      return;
+    }
+    let message: KademliaMessage;
+    try {
+      const frame = decodeFrame(bytes, KADEMLIA_PROTOCOL);
+      if (frame.kind !== 'control') return;
+      message = decodeMessage(frame.type, frame.body);
+    } catch (error) {
+      this.ctx.counters.drop(dropReason(error));
+      return;
+    }
+    this.messagesIn++;
+    if (!this.running) {
+      this.ctx.counters.drop('stopped');
+      return;
+    }
+    try {
+      this.onMessage(message, from);
+    } catch (error) {
+      // A bug or a hostile input we did not foresee: count it; the socket callback never throws.
+      this.ctx.counters.drop('error');
+      this.ctx.logger.warn('message handling failed', { error });
+    }
+  }
+
+  private onMessage(message: KademliaMessage, from: Address): void {
+    switch (message.type) {
+      case MESSAGE.askId:
+      case MESSAGE.introduce: {
+        if (this.acceptable(message.peer)) this.heardDirectly(this.observed(message.peer, from));
+        if (message.type === MESSAGE.askId) this.send(from, encodeMessage({ type: MESSAGE.introduce, peer: this.ctx.localPeer() }));
+        else this.introduced(from);
+        break;
+      }
+      case MESSAGE.findNode:
+      case MESSAGE.findTopic: {
+        const requester = message.peer;
+        if (this.acceptable(requester)) this.heardDirectly(this.observed(requester, from));
+        const nodes = this.table.closest(message.target, this.config.k, requester.id, false);
+        const providers = message.type === MESSAGE.findTopic ? this.topics.providers(new NodeId(message.target).hex, this.ctx.clock.now(), this.config.maxProvidersPerTopic) : [];
+        this.ctx.counters.add(message.type === MESSAGE.findNode ? 'find-node-in' : 'find-topic-in');
+        const size = Math.min(this.config.maxMessageBytes, this.ctx.below.maxDatagramSize());
+        for (const part of encodeResponse(message.requestId, providers, nodes, size)) this.send(from, part);
+        break;
+      }
+      case MESSAGE.response:
+        this.answer(message.requestId, from, message.part, message.parts, message.providers, message.nodes);
+        break;
+      case MESSAGE.announce: {
+        if (!this.acceptable(message.peer)) return;
+        const peer = this.observed(message.peer, from);
+        this.heardDirectly(peer);
+        this.storeAnnouncement(message.topic, peer, message.ttlSeconds);
+        this.send(from, encodeMessage({ type: MESSAGE.announceAck, requestId: message.requestId }));
+        break;
+      }
+      case MESSAGE.announceAck:
+        this.answer(message.requestId, from, 0, 1, [], []);
+        break;
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Capabilities
+
+  getPeer(id: NodeId): PeerRecord | undefined {
+    return this.table.get(id);
+  }
+
+  getPeers(): PeerRecord[] {
+    return this.table.all();
+  }
+
+  addPeer(peer: PeerRecord): void {
+    if (peer === null || typeof peer !== 'object' || !(peer.id instanceof NodeId)) throw new InvalidArgumentError('kademlia.addPeer: expected a peer record');
+    if (this.acceptable(peer)) this.heardDirectly(peer);
+  }
+
+  sendDatagram(to: Address, data: Uint8Array): void {
+    this.ctx.below.sendDatagram(to, encodeData(data));
+  }
+
+  maxDatagramSize(): number {
+    return this.ctx.below.maxDatagramSize() - 1;
+  }
+
+  /** The routing table (for tests and the simulation helpers). */
+  get routingTable(): RoutingTable {
+    return this.table;
+  }
+}
