@@ -209,6 +209,8 @@ interface Path {
   wanted: boolean;
   allowRelay: boolean;
   mechanism: Mechanism | undefined;
+  /** The outcome the path opened with (returned again to later `connect()` calls). */
+  opened: ConnectOutcome | undefined;
   lastActivity: number;
   failure: PunchError | RelayError | undefined;
   failedAt: number;
@@ -461,7 +463,8 @@ export function holepunch(options: HolepunchOptions = {}) {
         path.lastActivity = now();
         counters.add(mechanism === 'direct' ? 'paths-direct' : 'punches-succeeded');
         flush(path);
-        settle(path, outcomeOf(path, mechanism));
+        path.opened = outcomeOf(path, mechanism);
+        settle(path, path.opened);
       };
 
       const addTunnel = (path: Path, via: Address, session: number): Tunnel => {
@@ -482,7 +485,8 @@ export function holepunch(options: HolepunchOptions = {}) {
         path.lastActivity = now();
         counters.add('relays-opened');
         flush(path);
-        settle(path, outcomeOf(path, 'relayed'));
+        path.opened = outcomeOf(path, 'relayed');
+        settle(path, path.opened);
       };
 
       const failed = (path: Path, error: PunchError | RelayError): void => {
@@ -529,6 +533,7 @@ export function holepunch(options: HolepunchOptions = {}) {
           wanted: false,
           allowRelay: relayFallback,
           mechanism: undefined,
+          opened: undefined,
           lastActivity: now(),
           failure: undefined,
           failedAt: 0,
@@ -700,6 +705,14 @@ export function holepunch(options: HolepunchOptions = {}) {
         sendRelay(target, { type: RELAY_MESSAGE.incoming, session: id, peer: from });
       };
 
+      const activate = (session: ServedSession): void => {
+        session.state = 'active';
+        if (session.timer !== undefined) clock.clearTimeout(session.timer);
+        session.timer = undefined;
+        counters.add('relay-sessions-served');
+        sendRelay(session.opener, { type: RELAY_MESSAGE.opened, nonce: session.nonce, session: session.id });
+      };
+
       const onServedData = (session: ServedSession, payload: Uint8Array, from: Address): void => {
         const to = sameAddress(from, session.opener) ? session.target : session.opener;
         const verdict = budget!.admit(session.id, payload.byteLength + RELAY_DATA_OVERHEAD, now());
@@ -720,6 +733,43 @@ export function holepunch(options: HolepunchOptions = {}) {
         counters.add('relay-forwarded');
         counters.add('relay-forwarded-bytes', payload.byteLength);
         raw(to, encodeRelayData(session.id, payload));
+      };
+
+      // --- relayed data that overtook its OPENED -------------------------------------
+
+      const early = new Map<string, { at: number; payloads: Uint8Array[] }>();
+      const EARLY_LIMIT = 32;
+      /** Whether we wait for an OPENED from `relay`. */
+      const relayOpening = (relay: Address): boolean => {
+        for (const path of relayOpens.values()) {
+          if (path.state === 'relay-pending' && sameAddress(path.relayCandidates[path.relayIndex] ?? path.logical, relay)) return true;
+        }
+        return false;
+      };
+      const holdEarly = (key: string, payload: Uint8Array): void => {
+        const at = now();
+        for (const [k, entry] of early) if (at - entry.at > 2_000) early.delete(k);
+        let entry = early.get(key);
+        if (!entry) {
+          if (early.size >= EARLY_LIMIT) {
+            counters.drop('relay-early-full');
+            return;
+          }
+          entry = { at, payloads: [] };
+          early.set(key, entry);
+        }
+        if (entry.payloads.length >= 8) {
+          counters.drop('relay-early-full');
+          return;
+        }
+        entry.payloads.push(payload.slice());
+        counters.add('relay-early-held');
+      };
+      const replayEarly = (key: string, from: Address, session: number): void => {
+        const entry = early.get(key);
+        if (!entry) return;
+        early.delete(key);
+        for (const payload of entry.payloads) onRelayMessage({ type: RELAY_MESSAGE.data, session, payload }, from);
       };
 
       // --- receive ----------------------------------------------------------------
@@ -847,13 +897,24 @@ export function holepunch(options: HolepunchOptions = {}) {
         switch (message.type) {
           case RELAY_MESSAGE.data: {
             const session = served.get(message.session);
-            if (session && session.state === 'active' && (sameAddress(from, session.opener) || sameAddress(from, session.target))) {
+            if (session && (sameAddress(from, session.opener) || sameAddress(from, session.target))) {
+              if (session.state === 'pending') {
+                // Data from the target before its ACCEPT (reordered): it did accept.
+                if (!sameAddress(from, session.target)) {
+                  counters.drop('relay-pending-session');
+                  return;
+                }
+                activate(session);
+              }
               onServedData(session, message.payload, from);
               return;
             }
-            const path = tunnels.get(`${addressKey(from)}#${message.session}`);
+            const key = `${addressKey(from)}#${message.session}`;
+            const path = tunnels.get(key);
             if (!path) {
-              counters.drop('relay-unknown-session');
+              // Data overtaking the OPENED that names its session: hold it briefly.
+              if (relayOpening(from)) holdEarly(key, message.payload);
+              else counters.drop('relay-unknown-session');
               return;
             }
             path.lastActivity = now();
@@ -891,13 +952,8 @@ export function holepunch(options: HolepunchOptions = {}) {
           case RELAY_MESSAGE.accept: {
             const session = served.get(message.session);
             if (!session || !sameAddress(from, session.target)) return;
-            if (session.state === 'pending') {
-              session.state = 'active';
-              if (session.timer !== undefined) clock.clearTimeout(session.timer);
-              session.timer = undefined;
-              counters.add('relay-sessions-served');
-            }
-            sendRelay(session.opener, { type: RELAY_MESSAGE.opened, nonce: session.nonce, session: session.id });
+            if (session.state === 'pending') activate(session);
+            else sendRelay(session.opener, { type: RELAY_MESSAGE.opened, nonce: session.nonce, session: session.id });
             return;
           }
           case RELAY_MESSAGE.opened: {
@@ -911,6 +967,7 @@ export function holepunch(options: HolepunchOptions = {}) {
             // spare: the peer may be using it, and either may close first.
             if (path.state === 'relay-pending') relayed(path, from, message.session);
             else addTunnel(path, from, message.session);
+            replayEarly(`${addressKey(from)}#${message.session}`, from, message.session);
             return;
           }
           case RELAY_MESSAGE.close: {
@@ -1075,13 +1132,18 @@ export function holepunch(options: HolepunchOptions = {}) {
         const key = addressKey(address);
         let path = paths.get(key);
         const allowRelay = connectOptions.relay ?? relayFallback;
-        if (path && (path.state === 'open' || path.state === 'relayed')) return Promise.resolve(outcomeOf(path, path.state === 'relayed' ? 'relayed' : (path.mechanism ?? 'direct')));
+        if (path && (path.state === 'open' || path.state === 'relayed')) {
+          // The outcome it opened with, with where traffic goes now.
+          const current = outcomeOf(path, path.state === 'relayed' ? 'relayed' : (path.mechanism ?? 'direct'));
+          return Promise.resolve(path.opened ? { ...path.opened, via: current.via } : current);
+        }
         if (!path && heardRecently(address)) {
           path = newPath(address);
           path.wanted = true;
           path.state = 'open';
           path.mechanism = 'direct';
           const outcome = outcomeOf(path, 'direct');
+          path.opened = outcome;
           counters.add('outcome.direct');
           if (ctx.observed('punch-outcome')) ctx.emit('punch-outcome', outcome);
           return Promise.resolve(outcome);
@@ -1262,6 +1324,7 @@ export function holepunch(options: HolepunchOptions = {}) {
           observeAsked.clear();
           observeNonces.clear();
           tcpAnswered.clear();
+          early.clear();
           classifier.clear();
           punching = 0;
           budget = undefined;

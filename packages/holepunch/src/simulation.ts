@@ -4,7 +4,7 @@
  * a public introducer that is also willing to relay, and the time from the first
  * datagram sent to its delivery.
  */
-import { createNode, Identity, utf8Decode, utf8Encode, type Address } from '@deccom/core';
+import { createNode, Identity, seededRandom, utf8Decode, utf8Encode, type Address } from '@deccom/core';
 import { MemoryNetwork, memoryTransport, VirtualClock, type NatType as MemoryNatType } from '@deccom/core/testing';
 import { holepunch, type ConnectOutcome, type HolepunchOptions } from './holepunch.js';
 
@@ -19,6 +19,10 @@ export interface PairScenario {
   seed?: number;
   /** One-way latency of every link. Default 20 ms. */
   latencyMs?: number;
+  /** Uniform extra latency per datagram in [0, jitterMs). Default 0. */
+  jitterMs?: number;
+  /** Probability each datagram is lost on the punch (setup traffic and the first datagram are not). Default 0. */
+  loss?: number;
   /** Options of every node's hole punching layer. */
   options?: HolepunchOptions;
   /** Give up after this much virtual time. Default 30,000 ms. */
@@ -49,7 +53,7 @@ export interface PairResult {
 export async function runPair(scenario: PairScenario): Promise<PairResult> {
   const seed = scenario.seed ?? 1;
   const clock = new VirtualClock();
-  const network = new MemoryNetwork({ clock, defaultLink: { latencyMs: scenario.latencyMs ?? 20 } });
+  const network = new MemoryNetwork({ clock, defaultLink: { latencyMs: scenario.latencyMs ?? 20, jitterMs: scenario.jitterMs ?? 0 }, random: seededRandom(seed) });
   const natFor = (choice: NatChoice) => (choice === 'none' ? undefined : network.createNat({ type: choice }));
   const make = (name: string, choice: NatChoice | undefined) => {
     const nat = choice === undefined ? undefined : natFor(choice);
@@ -85,6 +89,7 @@ export async function runPair(scenario: PairScenario): Promise<PairResult> {
     b.heardFrom(aSeen, relay.localPeer());
 
     const natTypes = { a: a.natType(), b: b.natType() };
+    if (scenario.loss) network.setDefaultLink({ latencyMs: scenario.latencyMs ?? 20, jitterMs: scenario.jitterMs ?? 0, loss: scenario.loss });
     let outcome: ConnectOutcome | undefined;
     a.on('punch-outcome', (o) => (outcome ??= o));
     let firstAt: number | undefined;
@@ -100,6 +105,13 @@ export async function runPair(scenario: PairScenario): Promise<PairResult> {
     a.handle('datagram', () => void aReceived++);
     const startedAt = clock.now();
     a.sendDatagram(bSeen, utf8Encode('first'));
+    if (scenario.loss) {
+      // Loss covers the punch (probes, requests); data after the path opens is not the test.
+      const opened = () => outcome !== undefined;
+      await clock.runUntil(opened, { maxMs: scenario.maxMs ?? 30_000, stepMs: 5 });
+      network.setDefaultLink({ latencyMs: scenario.latencyMs ?? 20, jitterMs: scenario.jitterMs ?? 0 });
+      if (firstAt === undefined && outcome?.mechanism !== 'failed') a.sendDatagram(bSeen, utf8Encode('first'));
+    }
     const maxMs = scenario.maxMs ?? 30_000;
     await clock.runUntil(() => aReceived > 0 || (outcome !== undefined && outcome.mechanism === 'failed'), { maxMs, stepMs: 5 });
     const roundTrip = aReceived > 0;

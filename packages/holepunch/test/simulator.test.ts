@@ -43,3 +43,29 @@ describe('NAT classification picks the strategy', () => {
     expect(blind.firstByteMs!).toBeGreaterThan(4_000);
   });
 });
+
+describe('hole punching under jitter, reordering and loss', () => {
+  it('every pair still connects with jitter (datagrams overtake each other), over 3 seeds', async () => {
+    for (const a of NAT_CHOICES) {
+      for (const b of NAT_CHOICES) {
+        for (let seed = 1; seed <= 3; seed++) {
+          const result = await runPair({ a, b, seed, jitterMs: 15, observers: seed === 3 ? 2 : 0 });
+          const label = `${a} -> ${b} seed ${seed}`;
+          expect(result.exchanged, label).toBe(true);
+          if (punchable(a, b)) expect(['direct', 'punched-udp'], label).toContain(result.outcome?.mechanism);
+          else expect(result.outcome?.mechanism, label).toBe('relayed');
+        }
+      }
+    }
+  });
+
+  it('probes are retried until the path opens through 30% loss', async () => {
+    let retried = 0;
+    for (let seed = 1; seed <= 10; seed++) {
+      const result = await runPair({ a: 'port-restricted', b: 'port-restricted', seed, loss: 0.3, options: { relayFallback: false } });
+      expect(result.outcome?.mechanism, `seed ${seed}`).toBe('punched-udp');
+      if ((result.outcome?.attempts ?? 0) > 1) retried++;
+    }
+    expect(retried).toBeGreaterThan(0);
+  });
+});
