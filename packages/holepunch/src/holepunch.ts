@@ -11,10 +11,13 @@ import {
   encodeData,
   InvalidArgumentError,
   ipFamily,
+  PendingRequests,
   sameAddress,
   StateError,
+  TimeoutError,
   type Address,
   type PeerRecord,
+  type PingOptions,
   type TimerHandle,
 } from '@deccom/core';
 import { RelayBudget, TokenBucket } from './budget.js';
@@ -256,10 +259,11 @@ function integer(value: number | undefined, fallback: number, what: string, min 
 
 /**
  * The hole punching layer. Sits between the datagram transport and discovery.
- * Needs `sendDatagram`, `localAddress`, `maxDatagramSize`; takes the `datagram` hook;
- * provides `heardFrom`, `sendDatagram`, `maxDatagramSize`, `connect`, `natType`,
- * `punchTcp`, `reportTcpObservation`; offers `datagram` (pass-through), `tcp-punched`
- * and `punch-outcome`.
+ * Needs `sendDatagram`, `localAddress`, `maxDatagramSize` (and uses `sendPing` when the
+ * transport has it); takes the `datagram` hook; provides `heardFrom`, `sendDatagram`,
+ * `maxDatagramSize`, `sendPing` (along the punched or relayed path), `connect`,
+ * `natType`, `punchTcp`, `reportTcpObservation`; offers `datagram` (pass-through),
+ * `tcp-punched`, `punch-outcome` and `relay-refused`.
  */
 export function holepunch(options: HolepunchOptions = {}) {
   const punchTimeoutMs = positive(options.punchTimeoutMs, 4_000, 'punchTimeoutMs');
@@ -303,8 +307,9 @@ export function holepunch(options: HolepunchOptions = {}) {
     name: options.name,
     protocol: HOLEPUNCH_PROTOCOL,
     needs: ['sendDatagram', 'localAddress', 'maxDatagramSize'],
+    optional: ['sendPing'],
     takes: ['datagram'],
-    provides: ['heardFrom', 'sendDatagram', 'maxDatagramSize', 'connect', 'natType', 'punchTcp', 'reportTcpObservation'],
+    provides: ['heardFrom', 'sendDatagram', 'maxDatagramSize', 'sendPing', 'connect', 'natType', 'punchTcp', 'reportTcpObservation'],
     offers: { datagram: 'exclusive', 'tcp-punched': 'exclusive', 'punch-outcome': 'event', 'relay-refused': 'event' },
     create: (ctx) => {
       const { clock, counters } = ctx;
@@ -329,6 +334,7 @@ export function holepunch(options: HolepunchOptions = {}) {
       const tcpOffers = new Map<number, TcpOffer>();
       const tcpAnswered = new Map<string, { candidates: readonly Address[]; at: number }>();
       const tcpSockets = new Set<Socket>();
+      const pings = new PendingRequests<string, number>(clock, 10_000);
       let budget: RelayBudget | undefined;
       let service: TokenBucket | undefined;
       let running = false;
@@ -786,15 +792,24 @@ export function holepunch(options: HolepunchOptions = {}) {
       const onPunch = (message: PunchMessage, from: Address, tunnel: Path | undefined): void => {
         switch (message.type) {
           case PUNCH_MESSAGE.probe: {
-            if (tunnel || !serve()) return;
+            if (!serve()) return;
             counters.add('probes-in');
+            if (tunnel) {
+              // A ping through the relay: answer through it.
+              sendTo(tunnel.logical, encodeProbeAck(message.nonce, 0, tunnel.logical));
+              return;
+            }
             const path = byNonce.get(message.nonce) ?? pathFrom(from);
             raw(from, encodeProbeAck(message.nonce, path === undefined ? PROBE_ACK_UNSOLICITED : 0, from));
             if (path && (path.state === 'punching' || path.state === 'relay-pending')) opened(path, from, 'punched-udp');
             return;
           }
           case PUNCH_MESSAGE.probeAck: {
-            if (tunnel) return;
+            if (tunnel) {
+              pings.resolve(`${tunnel.key}|${message.nonce}`, now());
+              return;
+            }
+            if (pings.resolve(`${pathFrom(from)?.key ?? addressKey(from)}|${message.nonce}`, now())) return;
             const ours = byNonce.get(message.nonce);
             if (ours) classifier.observe(from, message.observed, now());
             const path = ours ?? pathFrom(from);
@@ -1217,6 +1232,34 @@ export function holepunch(options: HolepunchOptions = {}) {
         else counters.drop('queue-full');
       };
 
+      /** A ping along the path to `address`: a PROBE answered by a PROBE_ACK, directly or through the relay. */
+      const probePing = async (path: Path | undefined, address: Address, pingOptions: PingOptions): Promise<number> => {
+        let nonce = nonce32();
+        const key = path?.key ?? addressKey(address);
+        while (pings.has(`${key}|${nonce}`)) nonce = nonce32();
+        const startedAt = now();
+        const answered = pings.add(`${key}|${nonce}`, pingOptions.timeoutMs ?? 2_000, `holepunch ping to ${addressKey(address)}`, pingOptions.signal);
+        const probe = encodePunchMessage({ type: PUNCH_MESSAGE.probe, nonce });
+        if (path) sendOnPath(path, probe);
+        else raw(address, probe);
+        counters.add('pings-out');
+        return (await answered) - startedAt;
+      };
+
+      const sendPing = async (to: Address, pingOptions: PingOptions = {}): Promise<number> => {
+        requireRunning('sendPing');
+        let path = paths.get(addressKey(to));
+        if (!path && (heardRecently(to) || !book.has(to))) return below.sendPing ? below.sendPing(to, pingOptions) : probePing(undefined, to, pingOptions);
+        if (!path || (path.state !== 'open' && path.state !== 'relayed')) {
+          const outcome = await connect(to, pingOptions.signal ? { signal: pingOptions.signal } : {});
+          if (outcome.mechanism === 'failed') throw new TimeoutError(`holepunch.sendPing: no path to ${addressKey(to)} (${outcome.reason})`, { cause: outcome.error });
+          path = paths.get(addressKey(to));
+          if (!path) throw new TimeoutError(`holepunch.sendPing: the path to ${addressKey(to)} closed`);
+        }
+        if (path.state === 'open' && below.sendPing) return below.sendPing(path.target, pingOptions);
+        return probePing(path, to, pingOptions);
+      };
+
       const punchTcp = async (address: Address, tcpOptions: TcpPunchOptions = {}): Promise<TcpPunchResult> => {
         requireRunning('punchTcp');
         const startedAt = now();
@@ -1302,6 +1345,7 @@ export function holepunch(options: HolepunchOptions = {}) {
         stop: () => {
           running = false;
           stopSweep?.();
+          pings.rejectAll(new StateError('STOPPED', 'holepunch: the node stopped'));
           const stopped = new PunchError('PUNCH_STOPPED', 'holepunch: the node stopped');
           for (const path of [...paths.values()]) {
             if (path.state === 'relayed' && path.relay) sendRelay(path.relay.via, { type: RELAY_MESSAGE.close, session: path.relay.session, reason: 'stopping' });
@@ -1352,6 +1396,7 @@ export function holepunch(options: HolepunchOptions = {}) {
           },
           sendDatagram,
           maxDatagramSize,
+          sendPing,
           connect,
           natType: () => (running ? ourNat() : 'unknown'),
           punchTcp,

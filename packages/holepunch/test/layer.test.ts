@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bytesEqual, createNode, encodeData, Identity, InvalidArgumentError, seededRandom, utf8Decode, utf8Encode, type Address } from '@deccom/core';
+import { bytesEqual, createNode, encodeData, Identity, InvalidArgumentError, TimeoutError, seededRandom, utf8Decode, utf8Encode, type Address } from '@deccom/core';
 import { MemoryNetwork, memoryTransport, VirtualClock, type NatType as MemoryNatType } from '@deccom/core/testing';
 import { noise } from '@deccom/noise';
 import {
@@ -89,6 +89,13 @@ describe('holepunch layer', () => {
     // The answer comes back as if from C's address (the relay is invisible above).
     expect(echoes).toEqual([{ text: 'echo over the relay', from: cAddress }]);
     expect(relay.counters()['holepunch']!['relay-forwarded']).toBe(2);
+
+    // Pings go along the path: punched, or through the relay.
+    const rttB = await w.settle(a.sendPing(bAddress!));
+    expect(rttB).toBeGreaterThanOrEqual(20);
+    const rttC = await w.settle(a.sendPing(cAddress!));
+    expect(rttC).toBeGreaterThanOrEqual(40);
+    expect(relay.counters()['holepunch']!['relay-forwarded']).toBe(4);
     await w.stopAll();
     expect(w.clock.pendingTimers).toBe(0);
   });
@@ -119,6 +126,15 @@ describe('holepunch layer', () => {
     controller.abort();
     expect(await w.settle(pending)).toMatchObject({ mechanism: 'failed', reason: 'PUNCH_ABORTED' });
     expect(() => a.connect({ host: 'nope', port: 1 })).toThrow(InvalidArgumentError);
+    const d = await w.node('d', 'port-restricted');
+    const [dAddress] = await w.introduce(relay, d);
+    await d.stop();
+    a.heardFrom(dAddress!, relay.localPeer());
+    const ping = a.sendPing(dAddress!).then(
+      () => 'answered',
+      (error: unknown) => error,
+    );
+    expect(await w.settle(ping)).toBeInstanceOf(TimeoutError);
     expect(() => a.sendDatagram(bAddress!, new Uint8Array(a.maxDatagramSize() + 1))).toThrow(InvalidArgumentError);
     await w.stopAll();
   });
