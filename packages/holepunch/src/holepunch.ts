@@ -65,7 +65,10 @@ export interface ConnectOutcome {
 
 export interface ConnectOptions {
   signal?: AbortSignal;
-  /** Fall back to a relay when punching fails. Default: the layer's `relayFallback`. */
+  /**
+   * `true` lets this attempt fall back to a relay even when the layer's `relayFallback`
+   * is off. Default: the layer's `relayFallback` (a layer with it on always may relay).
+   */
   relay?: boolean;
 }
 
@@ -603,7 +606,6 @@ export function holepunch(options: HolepunchOptions = {}) {
             ? new PunchError('PUNCH_NO_INTRODUCER', `holepunch: ${addressKey(path.logical)} did not answer within ${punchTimeoutMs} ms and no introducer is known for it`, path.attempts)
             : new PunchError('PUNCH_TIMEOUT', `holepunch: no path to ${addressKey(path.logical)} within ${punchTimeoutMs} ms`, path.attempts);
         if (!path.wanted && path.waiters.size === 0 && path.queue.length === 0) {
-          endPunch(path);
           forget(path);
           return;
         }
