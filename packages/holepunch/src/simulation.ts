@@ -45,6 +45,8 @@ export interface PairResult {
   /** Every one of 20 datagrams each way arrived after the path opened. */
   readonly exchanged: boolean;
   readonly counters: Record<string, Record<string, Record<string, number>>>;
+  /** Punches still under way on A and B at the end (0 unless something leaked). */
+  readonly punchingAtEnd: number;
   /** Each side's own NAT classification when the punch started. */
   readonly natTypes: { readonly a: string; readonly b: string };
 }
@@ -122,8 +124,11 @@ export async function runPair(scenario: PairScenario): Promise<PairResult> {
       await clock.advance(1_000);
       exchanged = bReceived - before.b === 20 && aReceived - before.a === 20;
     }
+    await clock.advance(10_000);
+    const punching = (node: typeof a): number => Number(node.describe().layers.find((layer) => layer.name === 'holepunch')?.status?.['punching'] ?? 0);
     return {
       scenario,
+      punchingAtEnd: punching(a) + punching(b),
       outcome,
       firstByteMs: firstAt === undefined ? undefined : firstAt - startedAt,
       roundTrip,

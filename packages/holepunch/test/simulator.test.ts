@@ -10,6 +10,7 @@ describe('hole punching on the in-memory network, every pair of NAT types', () =
         expect(result.outcome!.mechanism).not.toBe('failed');
         expect(result.roundTrip).toBe(true);
         expect(result.exchanged).toBe(true);
+        expect(result.punchingAtEnd).toBe(0);
         if (a !== 'symmetric' && b !== 'symmetric') expect(['direct', 'punched-udp']).toContain(result.outcome!.mechanism);
         if (punchable(a, b)) expect(result.outcome!.mechanism).not.toBe('relayed');
         else expect(result.outcome!.mechanism).toBe('relayed');
