@@ -187,7 +187,7 @@ function configure(options: KademliaOptions): KademliaConfig {
     maxMessageBytes: positiveInteger(options.maxMessageBytes, 1200, 'maxMessageBytes'),
     requireSignedRecords: options.requireSignedRecords ?? false,
     learnFromResponses: options.learnFromResponses ?? true,
-    joinRefreshes: options.joinRefreshes === 0 ? 0 : positiveInteger(options.joinRefreshes, 2, 'joinRefreshes', 256),
+    joinRefreshes: (options.joinRefreshes ?? 0) === 0 ? 0 : positiveInteger(options.joinRefreshes, 0, 'joinRefreshes', 256),
     onLookup: options.onLookup,
   };
 }
