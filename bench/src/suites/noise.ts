@@ -5,7 +5,8 @@
  * - crypto: ChaCha20-Poly1305 on 64 KiB and X25519, node:crypto path vs noble path;
  * - handshakes per second, both sides in this process, PAIRS pairs each handshaking in
  *   a loop, identity-proof cache off (every handshake verifies its Ed25519 signature):
- *   the pure handshake core (no I/O); `noise()` over UDP; `noiseStream()` over
+ *   the pure handshake core (no I/O); `noise()` over UDP (and, for orientation, with the
+ *   library's default proof cache, as between peers that met before); `noiseStream()` over
  *   `@deccom/tcp` with a new TCP connection per handshake; `@hyperswarm/secret-stream`
  *   over node:net with a new connection per handshake; js-libp2p (tcp + noise + yamux),
  *   a first dial from each of LIBP2P_DIALERS fresh nodes to one listener;
@@ -504,6 +505,12 @@ async function main(): Promise<void> {
     add('handshakes-per-s.core-noble', coreHandshakesPerSecond(nobleNoiseCrypto, 1_000));
     gc();
     add('handshakes-per-s.deccom-udp', await udpHandshakesPerSecond(HANDSHAKE_MS));
+    gc();
+    // For orientation only: the library's default, where a peer's proof verified once is
+    // remembered (reconnects and rekeys with known peers skip the Ed25519 verification).
+    setIdentityProofCacheSize(4096);
+    add('handshakes-per-s.deccom-udp-known-peers', await udpHandshakesPerSecond(HANDSHAKE_MS));
+    setIdentityProofCacheSize(0);
     gc();
     add('handshakes-per-s.deccom-tcp', await streamHandshakesPerSecond(HANDSHAKE_MS));
     gc();
