@@ -1,9 +1,11 @@
 /**
- * `@deccom/keepalive`: liveness of tracked peers. Every `intervalMs` it pings each tracked
- * peer it has not heard from in that time (any datagram from the peer's address counts
- * as a sign of life); after `maxFailures` failed pings in a row it reports the peer
- * through the `peer-unresponsive` event and stops tracking it. Discovery layers track
- * their peers through it and drop the ones it reports.
+ * `@deccom/keepalive`: liveness of tracked peers. A tracked peer not heard from for
+ * `intervalMs` is pinged (any datagram from its address counts as a sign of life, through
+ * the transport's `traffic` event, so the layer sits anywhere above the transport); a
+ * failed ping is retried at the next check, a quarter of `intervalMs` later; after
+ * `maxFailures` failed pings in a row the peer is reported through the
+ * `peer-unresponsive` event and no longer tracked. Discovery layers track their peers
+ * through it and drop the ones it reports.
  *
  * @example
  * ```ts
@@ -13,7 +15,7 @@
  *
  * @packageDocumentation
  */
-import { addressKey, defineLayer, InvalidArgumentError, type Address, type NodeId } from '@deccom/core';
+import { addressKey, defineLayer, InvalidArgumentError, NodeId, type Address } from '@deccom/core';
 
 export interface KeepaliveOptions {
   /** How often tracked peers are checked. Default 10,000 ms. */
@@ -46,7 +48,12 @@ export function keepalive(options: KeepaliveOptions = {}) {
   const maxFailures = options.maxFailures ?? 3;
   if (!Number.isInteger(maxFailures) || maxFailures < 1) throw new InvalidArgumentError(`keepalive: maxFailures must be a positive integer, got ${maxFailures}`);
   const maxTracked = options.maxTracked ?? 10_000;
+  if (!Number.isInteger(maxTracked) || maxTracked < 1) throw new InvalidArgumentError(`keepalive: maxTracked must be a positive integer, got ${maxTracked}`);
   const maxConcurrentPings = options.maxConcurrentPings ?? 256;
+  if (!Number.isInteger(maxConcurrentPings) || maxConcurrentPings < 1) {
+    throw new InvalidArgumentError(`keepalive: maxConcurrentPings must be a positive integer, got ${maxConcurrentPings}`);
+  }
+  if (!(pingTimeoutMs > 0)) throw new InvalidArgumentError(`keepalive: pingTimeoutMs must be > 0, got ${options.pingTimeoutMs}`);
   return defineLayer({
     type: 'keepalive',
     name: options.name,
@@ -60,6 +67,7 @@ export function keepalive(options: KeepaliveOptions = {}) {
       let inFlight = 0;
       let stopTicking: (() => void) | undefined;
       let running = false;
+      let generation = 0;
 
       const untrack = (entry: Tracked): void => {
         byId.delete(entry.id.hex);
@@ -75,14 +83,18 @@ export function keepalive(options: KeepaliveOptions = {}) {
           entry.pinging = true;
           inFlight++;
           ctx.counters.add('pings');
+          // Answers from before a stop (or restart) belong to an older run: ignored.
+          const run = generation;
           ctx.below.sendPing(entry.address, { timeoutMs: pingTimeoutMs, signal: ctx.signal }).then(
             () => {
+              if (run !== generation) return;
               inFlight--;
               entry.pinging = false;
               entry.failures = 0;
               entry.lastHeard = ctx.clock.now();
             },
             () => {
+              if (run !== generation) return;
               inFlight--;
               entry.pinging = false;
               if (!running || byId.get(entry.id.hex) !== entry) return;
@@ -101,19 +113,31 @@ export function keepalive(options: KeepaliveOptions = {}) {
       return {
         start: () => {
           running = true;
+          generation++;
+          // Tracking survives a restart; the silence while stopped does not count against anyone.
+          const now = ctx.clock.now();
+          for (const entry of byId.values()) {
+            entry.lastHeard = now;
+            entry.failures = 0;
+            entry.pinging = false;
+          }
+          inFlight = 0;
           // Check at a quarter of the interval so a silent peer is pinged within about
           // one interval of its last sign of life.
           stopTicking = ctx.clock.setInterval(check, Math.max(1, intervalMs / 4));
         },
         stop: () => {
           running = false;
+          generation++;
           stopTicking?.();
-          byId.clear();
-          byAddress.clear();
         },
         status: () => ({ tracked: byId.size, pingsInFlight: inFlight }),
         provides: {
           trackPeer: (id: NodeId, address: Address) => {
+            if (!(id instanceof NodeId)) throw new InvalidArgumentError('keepalive.trackPeer: id must be a NodeId');
+            if (address === null || typeof address !== 'object' || typeof address.host !== 'string' || !Number.isInteger(address.port)) {
+              throw new InvalidArgumentError('keepalive.trackPeer: address must be { host, port }');
+            }
             const existing = byId.get(id.hex);
             if (existing) {
               if (byAddress.get(existing.key) === existing) byAddress.delete(existing.key);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createNode, Identity, InvalidArgumentError } from '@deccom/core';
+import { createNode, Identity, InvalidArgumentError, type NodeId } from '@deccom/core';
 import { MemoryNetwork, VirtualClock, memoryTransport } from '@deccom/core/testing';
 import { kademlia } from '@deccom/kademlia';
 import { keepalive } from '../src/index.js';
@@ -70,5 +70,43 @@ describe('keepalive', () => {
     await node.stop();
     expect(() => keepalive({ intervalMs: 0 })).toThrow(InvalidArgumentError);
     expect(() => keepalive({ maxFailures: 0 })).toThrow(/maxFailures/);
+    expect(() => keepalive({ maxTracked: 0 })).toThrow(/maxTracked/);
+    expect(() => keepalive({ maxConcurrentPings: 1.5 })).toThrow(/maxConcurrentPings/);
+    expect(() => keepalive({ pingTimeoutMs: 0 })).toThrow(/pingTimeoutMs/);
+    const idle = createNode({ clock, layers: [memoryTransport(network), keepalive()] });
+    expect(() => idle.trackPeer('x' as unknown as NodeId, { host: '10.0.0.1', port: 1 })).toThrow(InvalidArgumentError);
+  });
+
+  it('pings at most maxConcurrentPings at once, and keeps tracking across a restart', async () => {
+    const clock = new VirtualClock();
+    const network = new MemoryNetwork({ clock, defaultLink: { latencyMs: 5 } });
+    const node = createNode({ clock, layers: [memoryTransport(network), keepalive({ intervalMs: 1000, pingTimeoutMs: 400, maxFailures: 2, maxConcurrentPings: 3 })] });
+    await node.start();
+    const reported: string[] = [];
+    node.on('peer-unresponsive', (id) => void reported.push(id.hex));
+    // Ten silent peers (nothing bound at their addresses).
+    const ids = Array.from({ length: 10 }, (_, i) => Identity.fromString(`silent-${i}`).id);
+    ids.forEach((id, i) => node.trackPeer(id, { host: '10.77.0.1', port: 1000 + i }));
+    let most = 0;
+    for (let t = 0; t < 40; t++) {
+      await clock.advance(50);
+      most = Math.max(most, (node.describe().layers[1]!.status as { pingsInFlight: number }).pingsInFlight);
+    }
+    expect(most).toBe(3);
+    // Stopped with some peers still tracked: they are tracked again after the restart, not reported at once.
+    const left = (node.describe().layers[1]!.status as { tracked: number }).tracked;
+    expect(left).toBeGreaterThan(0);
+    await node.stop();
+    await clock.advance(10_000);
+    await node.start();
+    expect((node.describe().layers[1]!.status as { tracked: number }).tracked).toBe(left);
+    const reportedBefore = reported.length;
+    await clock.advance(900);
+    expect(reported.length).toBe(reportedBefore);
+    await clock.runUntil(() => reported.length === 10, { maxMs: 30_000, stepMs: 100 });
+    expect(new Set(reported)).toEqual(new Set(ids.map((id) => id.hex)));
+    await node.stop();
+    await clock.advance(1000);
+    expect(clock.pendingTimers).toBe(0);
   });
 });
