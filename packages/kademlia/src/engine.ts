@@ -322,17 +322,24 @@ export class KademliaEngine {
     return !peer.id.equals(this.self);
   }
 
-  /** The record as seen from `from`: a peer behind a NAT is reachable where its datagrams come from. */
+  /**
+   * The record as seen from `from`: a peer behind a NAT is reachable where its datagrams
+   * come from. The signature covered the record's own address, so a rewritten record is
+   * unsigned; when signed records are required, the signed record is kept as it is.
+   */
   private observed(peer: PeerRecord, from: Address): PeerRecord {
-    if (sameHostPort(peer.address, from)) return peer;
-    // The signature covered the old address: the rewritten record is unsigned.
+    if (sameHostPort(peer.address, from) || this.config.requireSignedRecords) return peer;
     return { identity: peer.identity, id: peer.id, address: { host: from.host, port: from.port }, tcpPort: peer.tcpPort };
   }
 
   /** A peer we heard from directly (it sent us a message or answered one). */
   private heardDirectly(peer: PeerRecord): void {
-    if (this.table.has(peer.id)) {
-      this.table.add(peer, this.ctx.clock.now());
+    const known = this.table.get(peer.id);
+    if (known !== undefined) {
+      // Never trade a verified signed record for an unsigned one naming another address:
+      // anyone can send a datagram carrying someone else's record.
+      const downgrade = known.signature !== undefined && peer.signature === undefined && !sameHostPort(known.address, peer.address);
+      this.table.add(downgrade ? known : peer, this.ctx.clock.now());
       return;
     }
     this.admit(peer);

@@ -16,7 +16,7 @@ import {
   type PeerRecord,
 } from '@deccom/core';
 import { MemoryNetwork, VirtualClock, memoryTransport } from '@deccom/core/testing';
-import { commonPrefixLength, kademlia, KademliaError, type KademliaOptions, type LookupStats } from '../src/index.js';
+import { commonPrefixLength, encodeMessage, kademlia, KademliaError, MESSAGE, type KademliaOptions, type LookupStats } from '../src/index.js';
 import { buildNetwork, churn, runLookups, stopAll } from '../src/simulation.js';
 
 /** Settles a promise while the virtual clock runs (at most `maxMs`). */
@@ -231,6 +231,31 @@ describe('kademlia on the in-memory network', () => {
     expect(network.stats.sent).toBeGreaterThan(0);
     await stopEverything();
   }, 30_000);
+
+  it('keeps a signed record when someone else sends it from another address', async () => {
+    const { clock, make, network, stopEverything } = small();
+    const alice = make(Identity.fromSeed(new Uint8Array(32).fill(1)));
+    const bob = make(Identity.fromSeed(new Uint8Array(32).fill(2)));
+    await alice.start();
+    await bob.start();
+    bob.addPeer(alice.localPeer());
+    expect(bob.getPeer(alice.id)?.address).toEqual(alice.localAddress());
+    // Mallory replays Alice's signed introduction from her own address.
+    const mallory = network.bind(network.allocateHost(), 0, { deliver: () => {} });
+    const replay = encodeMessage({ type: MESSAGE.introduce, peer: alice.localPeer() });
+    network.send(mallory, bob.localAddress(), new Uint8Array([0, ...replay]));
+    await clock.advance(100);
+    expect(bob.getPeer(alice.id)?.address).toEqual(alice.localAddress());
+    expect(bob.getPeer(alice.id)?.signature).toBeDefined();
+    // A node not yet known that writes from another address than it signed is recorded where it writes from, unsigned.
+    const carol = Identity.fromSeed(new Uint8Array(32).fill(3));
+    const carolRecord = signPeerRecord(createPeerRecord(carol.public, { host: '192.168.1.10', port: 4000 }), carol);
+    network.send(mallory, bob.localAddress(), new Uint8Array([0, ...encodeMessage({ type: MESSAGE.introduce, peer: carolRecord })]));
+    await clock.advance(100);
+    expect(bob.getPeer(carol.id)?.address).toEqual(mallory);
+    expect(bob.getPeer(carol.id)?.signature).toBeUndefined();
+    await stopEverything();
+  });
 
   it('calls heardFrom below for peers an answer introduces', async () => {
     const { clock, network } = small();
