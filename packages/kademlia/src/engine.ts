@@ -338,8 +338,11 @@ export class KademliaEngine {
     if (known !== undefined) {
       // Never trade a verified signed record for an unsigned one naming another address:
       // anyone can send a datagram carrying someone else's record.
-      const downgrade = known.signature !== undefined && peer.signature === undefined && !sameHostPort(known.address, peer.address);
+      const moved = !sameHostPort(known.address, peer.address);
+      const downgrade = moved && known.signature !== undefined && peer.signature === undefined;
       this.table.add(downgrade ? known : peer, this.ctx.clock.now());
+      // Keep-alive must ping the peer where it is now.
+      if (moved && !downgrade) this.ctx.below.trackPeer?.(peer.id, peer.address);
       return;
     }
     this.admit(peer);
