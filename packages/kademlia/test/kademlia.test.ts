@@ -84,6 +84,14 @@ describe('kademlia on the in-memory network', () => {
     await stopAll(sim);
   }, 60_000);
 
+  it('keeps finding peers on lossy links (10% of datagrams lost)', async () => {
+    const sim = await buildNetwork(200, { seed: 4, link: { latencyMs: 40, jitterMs: 20, loss: 0.1 } });
+    const results = await runLookups(sim, 200, 6);
+    expect(results.filter((r) => r.ok).length / results.length).toBeGreaterThanOrEqual(0.99);
+    expect(sim.network.stats.dropped['loss']).toBeGreaterThan(1000);
+    await stopAll(sim);
+  }, 60_000);
+
   it('rejects a lookup for an absent id with NotFoundError; a stopped node with StateError; a non-id with InvalidArgumentError', async () => {
     const sim = await buildNetwork(30);
     const missing = NodeId.ofString('nobody');
