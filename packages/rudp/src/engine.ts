@@ -38,6 +38,8 @@ import {
 export const PACKETS_PER_TURN = 256;
 /** Packets a path sends before the scheduler moves on to the next path (fair sharing). */
 export const PACKETS_PER_QUANTUM = 8;
+/** Shortest timer a path arms (ms). */
+export const MIN_TIMER_MS = 0.1;
 
 export interface EngineOptions extends ReceiverOptions, Omit<SenderOptions, 'chunkSize'> {
   /** Chunk payload bytes (capped by what fits the datagrams below). */
@@ -325,12 +327,16 @@ export class Engine {
 
   /** Arms the path's one timer for its next deadline (a timer already due earlier is kept and re-armed when it fires). */
   private armPeerTimer(peer: PeerSender): void {
-    const at = peer.nextTimerAt();
+    let at = peer.nextTimerAt();
     if (at === undefined) return;
+    // Never for a time already past: a deadline the path did not act on when its timer
+    // fired must not make the timer fire again at the same instant, forever.
+    const now = this.host.now();
+    if (at <= now) at = now + MIN_TIMER_MS;
     if (peer.timerAt !== undefined && peer.timerAt <= at) return;
     this.clearPeerTimer(peer);
     peer.timerAt = at;
-    peer.timerHandle = this.host.setTimeout(() => this.onPeerTimer(peer), Math.max(0, at - this.host.now()));
+    peer.timerHandle = this.host.setTimeout(() => this.onPeerTimer(peer), at - now);
   }
 
   private onPeerTimer(peer: PeerSender): void {

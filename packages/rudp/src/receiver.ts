@@ -481,6 +481,8 @@ export class Receiver {
   }
 
   status(): Record<string, number> {
-    return { sessions: this.sessions.size, reassemblies: this.reassemblies.size, reassemblyBytes: this.totalUsed, peakReassemblyBytes: this.peakUsed };
+    let finishedRanges = 0;
+    for (const session of this.sessions.values()) finishedRanges += session.finished.rangeCount;
+    return { sessions: this.sessions.size, reassemblies: this.reassemblies.size, reassemblyBytes: this.totalUsed, peakReassemblyBytes: this.peakUsed, finishedRanges };
   }
 }

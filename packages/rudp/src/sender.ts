@@ -345,16 +345,15 @@ export class PeerSender {
       this.retransmitHead++;
       return { message, index, retransmit: true };
     }
+    // A waiting message starts as soon as the limits allow, so it shares the path with the
+    // ones in progress instead of queueing behind them.
+    const started = this.activate();
+    if (started) return { message: started, index: started.nextNew++, retransmit: false };
     const n = this.active.length;
     for (let k = 0; k < n; k++) {
       if (this.cursor >= n) this.cursor = 0;
       const message = this.active[this.cursor++]!;
       if (message.nextNew < message.chunks) return { message, index: message.nextNew++, retransmit: false };
-    }
-    const message = this.activate();
-    if (message) {
-      this.cursor = this.active.length;
-      return { message, index: message.nextNew++, retransmit: false };
     }
     return undefined;
   }
@@ -511,19 +510,25 @@ export class PeerSender {
     const largest = this.largestAcked;
     if (largest < this.basePacketNumber) return 0;
     const lossDelay = this.rtt.lossDelay();
-    const lostBefore = now - lossDelay;
     let lost = 0;
     const end = Math.min(largest, this.nextPacketNumber - 1);
     for (let pn = this.basePacketNumber; pn < end; pn++) {
       const record = this.records[this.recordsHead + (pn - this.basePacketNumber)];
       if (record === undefined || record.state !== IN_FLIGHT) continue;
-      if (largest - pn >= PACKET_THRESHOLD || record.sentAt <= lostBefore) {
-        this.host.count(largest - pn >= PACKET_THRESHOLD ? 'lost-by-packet-threshold' : 'lost-by-time-threshold');
+      // One expression decides both "lost now" and "when": a timer armed for `at` must find
+      // the packet lost when it fires (sentAt <= now - delay and sentAt + delay <= now can
+      // disagree in floating point).
+      const at = record.sentAt + lossDelay;
+      if (largest - pn >= PACKET_THRESHOLD) {
+        this.host.count('lost-by-packet-threshold');
         this.markLost(record, now);
         lost++;
-      } else {
-        const at = record.sentAt + lossDelay;
-        if (this.lossTime === undefined || at < this.lossTime) this.lossTime = at;
+      } else if (at <= now) {
+        this.host.count('lost-by-time-threshold');
+        this.markLost(record, now);
+        lost++;
+      } else if (this.lossTime === undefined || at < this.lossTime) {
+        this.lossTime = at;
       }
     }
     return lost;
