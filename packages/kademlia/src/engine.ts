@@ -126,7 +126,6 @@ export class KademliaEngine {
   private readonly approving = new Set<string>();
   private readonly rejected = new Map<string, number>();
   private readonly pingingOldest = new Set<string>();
-  private nextRequestId: number;
   private running = false;
   private joinWanted = false;
   private joinReady = false;
@@ -155,7 +154,6 @@ export class KademliaEngine {
       now: ctx.clock.now(),
     });
     this.topics = new TopicStore(config.maxAnnouncements, config.maxProvidersPerTopic);
-    this.nextRequestId = ctx.random.int(2 ** 32);
     ctx.counters.attach(() => ({
       'messages-in': this.messagesIn,
       'messages-out': this.messagesOut,
@@ -244,8 +242,9 @@ export class KademliaEngine {
       queueMicrotask(() => onDone(false));
       return;
     }
-    let id = (this.nextRequestId = (this.nextRequestId + 1) >>> 0);
-    while (this.pending.has(id)) id = this.nextRequestId = (this.nextRequestId + 1) >>> 0;
+    // Random ids: an answer forged from a peer's address must also guess 32 bits.
+    let id = this.ctx.random.int(2 ** 32);
+    while (this.pending.has(id)) id = this.ctx.random.int(2 ** 32);
     const request: Request = { host: address.host, port: address.port, peer, parts: 1, received: 0, seen: undefined, timer: undefined, onPart, onDone };
     request.timer = this.ctx.clock.setTimeout(() => {
       if (this.pending.get(id) !== request) return;
