@@ -166,8 +166,9 @@ const PRIME_3 = 0xc2b2ae3d;
  * A 32-bit checksum of `bytes[start..end)` and `type`, against corruption that slips past
  * the UDP checksum (optional in IPv4) or comes from a faulty path. It is Fletcher's
  * checksum on 32-bit little-endian words in two interleaved lanes (a running sum and a sum
- * of running sums each, so changed, inserted or swapped words show), the four sums mixed
- * into one word at the end. Random corruption goes unnoticed with probability about 2^-32.
+ * of running sums each, so changed, inserted or swapped words show), the four sums folded
+ * into one word through MurmurHash3's finaliser. Random corruption goes unnoticed with
+ * probability about 2^-32 (the tests corrupt single bytes of a chunk 20,000 times).
  * Word sums keep it near memcpy speed, which matters: it runs twice per packet. It is not
  * a MAC: integrity against an attacker is the job of a security layer (noise).
  */
@@ -189,13 +190,21 @@ export function checksum32(bytes: Uint8Array, start: number, end: number, type: 
     a1 = (a1 + bytes[i]! + 1) | 0;
     b1 = (b1 + a1) | 0;
   }
-  let h = a1 ^ Math.imul(b1, PRIME_1) ^ Math.imul(a2, PRIME_2) ^ Math.imul(b2, PRIME_3);
+  // Each sum goes through a full avalanche before the next is folded in: additions only
+  // carry upwards, so a change in a word's top byte changes only the top bits of a sum and
+  // of its running total, and a plain XOR of the sums could cancel it out.
+  return fmix32(a1 ^ fmix32(b1 ^ fmix32(a2 ^ fmix32(b2 ^ PRIME_3)))) >>> 0;
+}
+
+/** MurmurHash3's 32-bit finaliser: a bijection with full avalanche. */
+function fmix32(value: number): number {
+  let h = value;
   h ^= h >>> 16;
   h = Math.imul(h, PRIME_2);
   h ^= h >>> 13;
   h = Math.imul(h, PRIME_1);
   h ^= h >>> 16;
-  return h >>> 0;
+  return h;
 }
 
 // ---------------------------------------------------------------------------
