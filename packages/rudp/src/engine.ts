@@ -84,7 +84,8 @@ export class Engine {
   private readyCursor = 0;
   private readonly states = new Map<OutgoingMessage, MessageState>();
   private receiver: Receiver | undefined;
-  private scratch = new Uint8Array(0);
+  /** Every chunk is built here (the layers below copy what they keep): room for the largest. */
+  private readonly scratch = new Uint8Array(CHUNK_HEADER_LENGTH + MAX_CHUNK_BYTES);
   private running = false;
   private pumping = false;
   private soonScheduled = false;
@@ -109,12 +110,9 @@ export class Engine {
     this.instance = instanceFromBytes(this.host.randomInstanceBytes());
     this.nextFreePacketNumber = 0;
     this.nextFreeCounter = 0;
-    const self = this;
     this.receiver = new Receiver(
       {
-        get instance() {
-          return self.instance;
-        },
+        instance: this.instance,
         transmit: (to, bytes) => this.transmit(to, bytes),
         deliver: (data, from) => this.host.deliver(data, from),
         count: (name, amount) => this.host.count(name, amount),
@@ -185,18 +183,13 @@ export class Engine {
     let peer = this.peers.get(key);
     if (peer === undefined) {
       const chunkSize = this.chunkSizeFor();
-      if (this.scratch.byteLength < CHUNK_HEADER_LENGTH + chunkSize) this.scratch = new Uint8Array(CHUNK_HEADER_LENGTH + chunkSize);
-      const self = this;
+      // The instance id and the scratch buffer stay the same until stop, which drops every path.
       peer = new PeerSender(
         { host: to.host, port: to.port },
         key,
         {
-          get instance() {
-            return self.instance;
-          },
-          get scratch() {
-            return self.scratch;
-          },
+          instance: this.instance,
+          scratch: this.scratch,
           transmit: (address, bytes) => this.transmit(address, bytes),
           count: (name, amount) => this.host.count(name, amount),
           hot: this.hot,

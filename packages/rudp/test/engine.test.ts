@@ -202,7 +202,7 @@ describe('rudp engine over a deterministic fake link', () => {
         };
         link.send({ host: `10.1.${(bogus >> 8) & 0xff}.${bogus & 0xff}`, port: 10_000 + (bogus % 5000) }, b.address, encodeChunk(header, payload));
       }
-      peak = Math.max(peak, b.engine.receiverStatus()!.reassemblyBytes);
+      peak = Math.max(peak, b.engine.receiverStatus()!.reassemblyBytes ?? 0);
       if (bogus < 100_000) link.clock.setTimeout(burst, 20);
       else flooded = true;
     };
@@ -215,6 +215,7 @@ describe('rudp engine over a deterministic fake link', () => {
     expect(sha256(b.delivered.find((d) => d.from.port === 1000)!.data)).toBe(sha256(data));
     const status = b.engine.receiverStatus()!;
     expect(status.peakReassemblyBytes).toBeLessThanOrEqual(budget);
+    expect(peak).toBeLessThanOrEqual(budget);
     expect(status.reassemblies).toBeLessThanOrEqual(512);
     expect(status.sessions).toBeLessThanOrEqual(2048);
     expect(b.counters.get('refused.memory') + b.counters.get('dropped.too-many-sessions')).toBeGreaterThan(1000);
