@@ -5,7 +5,10 @@
  * number formulation QUIC uses (RFC 9002 section 7 and appendix B):
  *
  * - slow start from an initial window of 10 packets (RFC 6928), growing by the bytes
- *   acknowledged (appropriate byte counting, RFC 3465) while below ssthresh;
+ *   acknowledged (appropriate byte counting, RFC 3465) while below ssthresh, and left
+ *   early by HyStart++ (RFC 9406) when the round's minimum RTT rises by 4..16 ms, so a
+ *   path with deep buffers (loopback's socket buffers hold megabytes) is not filled to
+ *   overflow before the first loss;
  * - congestion avoidance: one packet per window of bytes acknowledged;
  * - on loss of a packet sent after the current recovery period began: ssthresh = cwnd·β,
  *   cwnd = ssthresh, and a new recovery period starts now. Losses of packets sent before
@@ -62,6 +65,14 @@ export interface NewRenoOptions {
   randomLossBeta?: number;
 }
 
+/** HyStart++ constants (RFC 9406 4.3). */
+export const HYSTART_MIN_RTT_THRESH_MS = 4;
+export const HYSTART_MAX_RTT_THRESH_MS = 16;
+export const HYSTART_MIN_RTT_DIVISOR = 8;
+export const HYSTART_N_RTT_SAMPLE = 8;
+export const HYSTART_CSS_GROWTH_DIVISOR = 4;
+export const HYSTART_CSS_ROUNDS = 5;
+
 /** Veno's backlog threshold in packets: below it the path has no standing queue and a loss is taken as random. */
 export const VENO_BACKLOG_PACKETS = 3;
 /** The base RTT is the smallest smoothed RTT over windows of this length (ms), so it follows route changes. */
@@ -88,6 +99,16 @@ export class NewReno implements CongestionController {
   private windowStart = -Infinity;
   /** Veno's halved growth near congestion: count of windows acknowledged. */
   private avoidanceRounds = 0;
+  /** HyStart++ (RFC 9406): rounds end when a packet sent after the round began is acknowledged. */
+  private roundEnd = -1;
+  private currentRoundMinRtt = Infinity;
+  private lastRoundMinRtt = Infinity;
+  private roundSamples = 0;
+  /** In Conservative Slow Start: the RTT that made us leave slow start, and rounds spent in CSS. */
+  private cssBaselineMinRtt = Infinity;
+  private cssRounds = 0;
+  /** Times HyStart++ ended slow start before a loss did. */
+  hystartExits = 0;
 
   constructor(options: NewRenoOptions) {
     this.packetBytes = options.packetBytes;
@@ -126,6 +147,48 @@ export class NewReno implements CongestionController {
     return this.window < this.ssthresh;
   }
 
+  get inConservativeSlowStart(): boolean {
+    return this.cssBaselineMinRtt !== Infinity;
+  }
+
+  /**
+   * Round bookkeeping for HyStart++: called with each acknowledgement's largest packet
+   * number and the next packet number to be sent.
+   */
+  onAckRound(largestAcked: number, nextPacketNumber: number): void {
+    if (largestAcked < this.roundEnd) return;
+    this.roundEnd = nextPacketNumber;
+    if (!this.slowStart) return;
+    this.lastRoundMinRtt = this.currentRoundMinRtt;
+    this.currentRoundMinRtt = Infinity;
+    this.roundSamples = 0;
+    if (this.inConservativeSlowStart && ++this.cssRounds >= HYSTART_CSS_ROUNDS) {
+      // RFC 9406 4.2: after CSS_ROUNDS rounds of conservative growth, congestion avoidance.
+      this.ssthresh = this.window;
+      this.cssBaselineMinRtt = Infinity;
+    }
+  }
+
+  /** A raw RTT sample (ms), for HyStart++'s delay-increase test during slow start. */
+  onRttSample(rttMs: number): void {
+    if (!this.slowStart) return;
+    if (rttMs < this.currentRoundMinRtt) this.currentRoundMinRtt = rttMs;
+    this.roundSamples++;
+    if (this.roundSamples < HYSTART_N_RTT_SAMPLE || this.currentRoundMinRtt === Infinity) return;
+    if (this.inConservativeSlowStart) {
+      // The delay increase was spurious: back to slow start.
+      if (this.currentRoundMinRtt < this.cssBaselineMinRtt) this.cssBaselineMinRtt = Infinity;
+      return;
+    }
+    if (this.lastRoundMinRtt === Infinity) return;
+    const threshold = Math.min(HYSTART_MAX_RTT_THRESH_MS, Math.max(HYSTART_MIN_RTT_THRESH_MS, this.lastRoundMinRtt / HYSTART_MIN_RTT_DIVISOR));
+    if (this.currentRoundMinRtt >= this.lastRoundMinRtt + threshold) {
+      this.cssBaselineMinRtt = this.currentRoundMinRtt;
+      this.cssRounds = 0;
+      this.hystartExits++;
+    }
+  }
+
   inRecovery(sentAt: number): boolean {
     return sentAt <= this.recoveryStart;
   }
@@ -133,7 +196,9 @@ export class NewReno implements CongestionController {
   onAcked(bytes: number, sentAt: number, windowLimited: boolean): void {
     if (this.inRecovery(sentAt) || !windowLimited) return;
     if (this.window < this.ssthresh) {
-      this.window = Math.min(this.maximum, this.window + bytes);
+      // Slow start; a quarter of the growth in HyStart++'s conservative slow start.
+      const growth = this.inConservativeSlowStart ? bytes / HYSTART_CSS_GROWTH_DIVISOR : bytes;
+      this.window = Math.min(this.maximum, this.window + growth);
       return;
     }
     this.bytesAckedInAvoidance += bytes;
@@ -160,6 +225,7 @@ export class NewReno implements CongestionController {
     this.ssthresh = Math.max(this.minimum, Math.floor(this.window * beta));
     this.window = this.ssthresh;
     this.bytesAckedInAvoidance = 0;
+    this.cssBaselineMinRtt = Infinity;
   }
 
   onPersistentCongestion(now: number): void {
@@ -167,6 +233,7 @@ export class NewReno implements CongestionController {
     this.ssthresh = Math.max(this.minimum, Math.floor(this.window * this.beta));
     this.window = this.minimum;
     this.bytesAckedInAvoidance = 0;
+    this.cssBaselineMinRtt = Infinity;
   }
 }
 

@@ -485,6 +485,7 @@ export class Engine {
       ssthresh: peer.cc.ssthresh,
       reductions: peer.cc.reductions,
       randomReductions: peer.cc.randomReductions,
+      hystartExits: peer.cc.hystartExits,
       backlogPackets: peer.cc.backlogPackets(),
     }));
     return { paths: this.peers.size, pathSample: paths, receiver: this.receiver?.status() };

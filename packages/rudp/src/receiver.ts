@@ -19,7 +19,9 @@
  *
  * Memory: a multi-chunk message reserves its length (plus a fixed overhead) from its
  * source address's budget and from the total budget when its first chunk arrives (any
- * chunk can be first), and releases it on delivery or when dropped. No room: REFUSE
+ * chunk can be first), and releases it on delivery or when dropped. Its contiguous buffer
+ * is allocated once {@link PROMOTE_BYTES} of its chunks arrived; before that the chunks are
+ * kept as copies, so a claim costs memory only when backed by data. No room: REFUSE
  * `memory`, after evicting half-received messages that made no progress for
  * `pressureIdleMs`. Half-received messages idle for `reassemblyTimeoutMs` are dropped
  * (REFUSE `expired`). The number of reassemblies and of sessions is capped too, so a
@@ -43,6 +45,13 @@ import {
 
 /** Bytes charged per reassembly on top of its length (object, bitmap header, map entries). */
 export const REASSEMBLY_OVERHEAD_BYTES = 1024;
+/**
+ * Bytes of chunks a message must bring before its whole buffer is allocated. Its length is
+ * reserved from the budgets at once, but memory is only committed once the sender has
+ * shown it is really sending (a flood of lone fragments claiming large messages then costs
+ * the fragments, not the claims).
+ */
+export const PROMOTE_BYTES = 64 * 1024;
 /** Packet-number ranges a session remembers for its acks. */
 const RECEIVED_RANGES = 128;
 /** Finished-counter ranges a session remembers above the sender's floor. */
@@ -86,7 +95,11 @@ class Reassembly {
   readonly chunks: number;
   readonly have: Uint8Array;
   received = 0;
-  readonly buffer: Uint8Array;
+  /** The whole message, allocated once it has brought {@link PROMOTE_BYTES} of chunks. */
+  buffer: Uint8Array | undefined;
+  /** Until then its chunks, as copies: a lone (perhaps bogus) fragment costs only its own size. */
+  private early: Map<number, Uint8Array> | undefined = new Map();
+  private earlyBytes = 0;
   readonly charge: number;
 
   constructor(
@@ -98,8 +111,27 @@ class Reassembly {
   ) {
     this.chunks = chunkCount(length, chunkSize);
     this.have = new Uint8Array(this.chunks);
-    this.buffer = new Uint8Array(length);
     this.charge = length + this.chunks + REASSEMBLY_OVERHEAD_BYTES;
+  }
+
+  /** Stores chunk `index` (not stored before). Throws when the buffer cannot be allocated. */
+  store(index: number, payload: Uint8Array): void {
+    this.have[index] = 1;
+    this.received++;
+    if (this.buffer !== undefined) {
+      this.buffer.set(payload, index * this.chunkSize);
+      return;
+    }
+    this.early!.set(index, payload.slice());
+    this.earlyBytes += payload.byteLength;
+    if (this.earlyBytes >= Math.min(PROMOTE_BYTES, this.length) || this.received === this.chunks) this.promote();
+  }
+
+  private promote(): void {
+    const buffer = new Uint8Array(this.length);
+    for (const [index, payload] of this.early!) buffer.set(payload, index * this.chunkSize);
+    this.buffer = buffer;
+    this.early = undefined;
   }
 }
 
@@ -284,9 +316,15 @@ export class Receiver {
     const index = chunk.chunkIndex;
     reassembly.lastActivity = now;
     if (reassembly.have[index] === 0) {
-      reassembly.buffer.set(chunk.payload, index * reassembly.chunkSize);
-      reassembly.have[index] = 1;
-      reassembly.received++;
+      try {
+        reassembly.store(index, chunk.payload);
+      } catch {
+        // The message's buffer could not be allocated (the process is short of memory).
+        this.release(reassembly);
+        this.refuse(session, counter, 'memory');
+        this.noteReceived(session, chunk.packetNumber, now, false);
+        return;
+      }
     } else {
       this.host.count('duplicate-chunks');
     }
@@ -296,7 +334,7 @@ export class Receiver {
       this.host.count('messages-in');
       this.host.count('message-bytes-in', reassembly.length);
       this.noteReceived(session, chunk.packetNumber, now, true);
-      this.host.deliver(reassembly.buffer, session.address);
+      this.host.deliver(reassembly.buffer!, session.address);
       return;
     }
     this.noteReceived(session, chunk.packetNumber, now, false);
@@ -312,14 +350,7 @@ export class Receiver {
       this.refuse(session, chunk.counter, 'memory');
       return undefined;
     }
-    let reassembly: Reassembly;
-    try {
-      reassembly = new Reassembly(session, chunk.counter, chunk.messageLength, chunk.chunkSize, now);
-    } catch {
-      // The allocation failed (the process is short of memory): a refusal, not a crash.
-      this.refuse(session, chunk.counter, 'memory');
-      return undefined;
-    }
+    const reassembly = new Reassembly(session, chunk.counter, chunk.messageLength, chunk.chunkSize, now);
     session.reassemblies.set(chunk.counter, reassembly);
     this.reassemblies.add(reassembly);
     session.budget.used += charge;

@@ -473,6 +473,7 @@ export class PeerSender {
     this.startedSinceAck = 0;
     const lastSent = this.nextPacketNumber - 1;
     const largest = Math.min(ack.ranges[0]!.high, lastSent);
+    this.cc.onAckRound(largest, this.nextPacketNumber);
     let newlyAcked = 0;
     let largestRecord: PacketRecord | undefined;
     for (const range of ack.ranges) {
@@ -495,6 +496,7 @@ export class PeerSender {
     }
     if (largestRecord !== undefined) {
       this.rtt.update(now - largestRecord.sentAt, ack.ackDelayMicros / 1000);
+      this.cc.onRttSample(now - largestRecord.sentAt);
       this.cc.onRttUpdate(this.rtt.srtt!, now);
     }
     if (newlyAcked > 0) this.timeouts = 0;
