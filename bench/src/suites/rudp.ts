@@ -14,7 +14,7 @@
  *   acknowledged).
  * - Memory of a 100 MiB receive: the receiver runs in a child process; its peak RSS
  *   (getrusage maxRSS) over its RSS before the transfer.
- * - A flood: 100,000 well-formed CHUNK packets (valid checksums, random sender instances,
+ * - A flood: 100,000 well-formed CHUNK packets (valid checksums, random sender sessions,
  *   claimed lengths up to 64 MiB) from 200 sockets (source ports) into that child while a
  *   real 100 MiB message is sent to it; the child reports its peak RSS growth, its peak
  *   reassembly reservation (against its 256 MiB total budget), and whether the real message

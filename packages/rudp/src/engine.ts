@@ -22,6 +22,8 @@ import {
   decodePacket,
   encodeCancel,
   instanceFromBytes,
+  instanceKey,
+  isUnknownInstance,
   sameInstance,
   CHUNK_HEADER_LENGTH,
   MAX_CHUNK_BYTES,
@@ -91,9 +93,8 @@ export class Engine {
   private soonScheduled = false;
   private sweepTimer: TimerHandle | undefined;
   readonly hot: HotCounters = { chunksOut: 0, chunkBytesOut: 0, retransmissions: 0, packetsLost: 0, chunksIn: 0, acksIn: 0, acksOut: 0 };
-  /** Above every packet number and counter of a path forgotten since start (see PeerSender). */
-  private nextFreePacketNumber = 0;
-  private nextFreeCounter = 0;
+  /** Paths by their session id (acknowledgements and refusals name it). */
+  private readonly peersBySession = new Map<string, PeerSender>();
 
   constructor(
     private readonly host: EngineHost,
@@ -108,8 +109,6 @@ export class Engine {
     if (this.running) return;
     // A fresh instance id per start: message ids (instance, counter) of different runs never collide.
     this.instance = instanceFromBytes(this.host.randomInstanceBytes());
-    this.nextFreePacketNumber = 0;
-    this.nextFreeCounter = 0;
     this.receiver = new Receiver(
       {
         instance: this.instance,
@@ -136,6 +135,7 @@ export class Engine {
       for (const message of peer.takeAll()) this.settle(message, stopped);
     }
     this.peers.clear();
+    this.peersBySession.clear();
     this.ready = [];
     this.receiver?.close();
     this.receiver = undefined;
@@ -183,21 +183,23 @@ export class Engine {
     let peer = this.peers.get(key);
     if (peer === undefined) {
       const chunkSize = this.chunkSizeFor();
-      // The instance id and the scratch buffer stay the same until stop, which drops every path.
+      // A fresh random session id per path (never 0, never one in use here).
+      let session = instanceFromBytes(this.host.randomInstanceBytes());
+      while (this.peersBySession.has(instanceKey(session)) || sameInstance(session, this.instance)) session = instanceFromBytes(this.host.randomInstanceBytes());
+      // The scratch buffer stays the same until stop, which drops every path.
       peer = new PeerSender(
         { host: to.host, port: to.port },
         key,
+        session,
         {
-          instance: this.instance,
           scratch: this.scratch,
           transmit: (address, bytes) => this.transmit(address, bytes),
           count: (name, amount) => this.host.count(name, amount),
           hot: this.hot,
         },
         { ...this.options, chunkSize },
-        this.nextFreePacketNumber,
-        this.nextFreeCounter,
       );
+      this.peersBySession.set(instanceKey(session), peer);
       this.peers.set(key, peer);
     }
     return peer;
@@ -268,7 +270,7 @@ export class Engine {
     const peer = state.peer;
     const started = peer.remove(message);
     if (started && this.running) {
-      this.transmit(peer.address, encodeCancel({ source: this.instance, destination: peer.peerInstance, counter: message.counter }));
+      this.transmit(peer.address, encodeCancel({ source: peer.session, destination: peer.peerInstance, counter: message.counter }));
     }
     this.settle(message, error);
   }
@@ -362,13 +364,11 @@ export class Engine {
         case PACKET_ACK: {
           const ack = packet.packet;
           this.hot.acksIn++;
-          if (!sameInstance(ack.destination, this.instance)) {
-            this.host.drop('stale');
-            return;
-          }
-          const peer = this.peers.get(addressKey(from));
+          // Found by the session it names, not by the address it came from (a receiver
+          // behind a NAT that rebinds keeps its transfers).
+          const peer = this.peersBySession.get(instanceKey(ack.destination));
           if (peer === undefined) {
-            this.host.drop('unknown-peer');
+            this.host.drop('stale');
             return;
           }
           peer.onAck(ack, now);
@@ -378,13 +378,13 @@ export class Engine {
         case PACKET_REFUSE: {
           const refuse = packet.packet;
           this.host.count('refuses-in');
-          if (!sameInstance(refuse.destination, this.instance)) {
+          const peer = this.peersBySession.get(instanceKey(refuse.destination));
+          if (peer === undefined) {
             this.host.drop('stale');
             return;
           }
-          const peer = this.peers.get(addressKey(from));
-          const message = peer?.findActive(refuse.counter);
-          if (peer === undefined || message === undefined) return;
+          const message = peer.findActive(refuse.counter);
+          if (message === undefined) return;
           peer.lastProgressAt = now;
           peer.remove(message);
           this.settle(message, new MessageRefusedError(refuse.reason, `rudp.sendReliable: the receiver refused the message (${refuse.reason})`));
@@ -394,7 +394,8 @@ export class Engine {
         }
         case PACKET_CANCEL: {
           const cancel = packet.packet;
-          if (!sameInstance(cancel.destination, this.instance)) {
+          // A CANCEL may precede the sender's first acknowledgement (destination unknown).
+          if (!isUnknownInstance(cancel.destination) && !sameInstance(cancel.destination, this.instance)) {
             this.host.drop('stale');
             return;
           }
@@ -455,8 +456,7 @@ export class Engine {
   private forgetPeer(peer: PeerSender): void {
     this.clearPeerTimer(peer);
     this.peers.delete(peer.key);
-    this.nextFreePacketNumber = Math.max(this.nextFreePacketNumber, peer.nextPacketNumber);
-    this.nextFreeCounter = Math.max(this.nextFreeCounter, peer.nextCounter);
+    this.peersBySession.delete(instanceKey(peer.session));
   }
 
   /** The per-packet counters under their public names. */

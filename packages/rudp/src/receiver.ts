@@ -1,12 +1,12 @@
 /**
- * The receiving side: sessions (one per sender instance), acknowledgements, reassembly
+ * The receiving side: sessions (one per sender path), acknowledgements, reassembly
  * under memory budgets, and the memory of finished messages that makes delivery exactly
  * once. Pure state like the sender: time comes in as arguments, packets and messages go
  * out through {@link ReceiverHost}.
  *
- * A message is named by (sender instance, counter). The sender instance is 64 random bits
- * drawn when the sending layer starts, so ids of different runs never collide; counters
- * count up from 0 within it. Every chunk also carries the sender's floor, the lowest
+ * A message is named by (sender session, counter). A session is 64 random bits drawn by
+ * the sending layer for each path (run × destination address), so ids of different runs
+ * or paths never collide; counters count up from 0 within it. Every chunk also carries the sender's floor, the lowest
  * counter it still works on: everything below is finished or abandoned, so a session only
  * remembers finished counters at or above it (a range set, compact because messages finish
  * roughly in order). A chunk of a finished message is acknowledged (its sender may have

@@ -106,8 +106,6 @@ export class OutgoingMessage {
 }
 
 export interface SenderHost {
-  /** This layer instance's id (source of every packet). */
-  readonly instance: InstanceId;
   /** Sends a packet to the path's address. `bytes` may be a reused buffer: copy before keeping it. */
   transmit(to: Address, bytes: Uint8Array): void;
   /** A buffer at least CHUNK_HEADER_LENGTH + the largest chunk long, reused for every chunk. */
@@ -206,23 +204,18 @@ export class PeerSender {
   timerHandle: unknown;
 
   /**
-   * `firstPacketNumber` and `firstCounter` start above every packet number and counter this
-   * instance used on a path to the same address before (a path forgotten while idle and made
-   * again), so its receiver can never take new traffic for old.
+   * `session` is the path's own random 64-bit id, the source of its packets: message ids
+   * (session, counter) and packet numbers are per path, so two paths to one receiver (one
+   * layer reached at two addresses) or a path forgotten and made again never share a
+   * namespace at the receiver.
    */
   constructor(
     readonly address: Address,
     readonly key: string,
+    readonly session: InstanceId,
     private readonly host: SenderHost,
     readonly options: SenderOptions,
-    firstPacketNumber = 0,
-    firstCounter = 0,
   ) {
-    this.nextPacketNumber = firstPacketNumber;
-    this.basePacketNumber = firstPacketNumber;
-    this.largestAcked = firstPacketNumber - 1;
-    this.nextCounter = firstCounter;
-    this.floor = firstCounter;
     this.packetBytes = CHUNK_HEADER_LENGTH + options.chunkSize;
     this.rtt = new RttEstimator(options.minRtoMs, options.maxRtoMs, options.initialRtoMs);
     this.cc = new NewReno({
@@ -404,7 +397,7 @@ export class PeerSender {
     const payload = message.payload(index);
     const packetNumber = this.nextPacketNumber++;
     const scratch = this.host.scratch;
-    const length = writeChunk(scratch, this.host.instance, this.peerInstance, packetNumber, message.counter, this.floor, message.length, message.chunkSize, index, payload);
+    const length = writeChunk(scratch, this.session, this.peerInstance, packetNumber, message.counter, this.floor, message.length, message.chunkSize, index, payload);
     this.bytesInFlight += length;
     const record: PacketRecord = {
       packetNumber,

@@ -12,12 +12,12 @@
  * | 1 | version `1` |
  * | 1 | type: `1` CHUNK, `2` ACK, `3` REFUSE, `4` CANCEL |
  * | 4 | checksum: {@link checksum32} of the type byte and everything after this field |
- * | 8 | source instance: random id of the sending layer instance (never 0) |
- * | 8 | destination instance: the receiving layer instance as last heard of, 0 = unknown |
+ * | 8 | source id: the sending path's session (CHUNK, CANCEL) or the receiving layer's instance (ACK, REFUSE); random, never 0 |
+ * | 8 | destination id: the other side's id as last heard of, 0 = unknown |
  * | … | body of the type |
  *
- * CHUNK (sender to receiver): packet number (u53; one space per sender instance and
- * destination, each transmission gets a new one), message counter (u32), floor (u32: the
+ * CHUNK (sender to receiver): packet number (u53; one space per path, each transmission
+ * gets a new one), message counter (u32), floor (u32: the
  * lowest counter the sender still works on; everything below is finished or abandoned),
  * message length (u53), chunk size (u16, >= {@link MIN_CHUNK_BYTES}), chunk index (u32),
  * payload (exactly the chunk's bytes: `chunkSize`, or the remainder for the last chunk).
@@ -59,7 +59,7 @@ const REASON_BY_CODE: readonly (RefuseReason | undefined)[] = [undefined, 'too-l
 
 /** Frame byte, protocol id, version, type. */
 export const CONTROL_LENGTH = CONTROL_HEADER_LENGTH;
-/** Control header + checksum + source instance + destination instance. */
+/** Control header + checksum + source id + destination id. */
 export const COMMON_HEADER_LENGTH = CONTROL_LENGTH + 4 + 8 + 8;
 /** Bytes a CHUNK adds in front of its payload. */
 export const CHUNK_HEADER_LENGTH = COMMON_HEADER_LENGTH + 8 + 4 + 4 + 8 + 2 + 4;
@@ -405,8 +405,8 @@ export function decodePacket(bytes: Uint8Array): Packet {
   if (type === PACKET_CHUNK) return { type, packet: decodeChunkFields(bytes) };
   const reader = new ByteReader(bytes);
   reader.bytesView(CONTROL_LENGTH + 4, 'control header');
-  const source = readInstance(reader, 'source instance', false);
-  const destination = readInstance(reader, 'destination instance', true);
+  const source = readInstance(reader, 'source id', false);
+  const destination = readInstance(reader, 'destination id', true);
   switch (type) {
     case PACKET_ACK:
       return { type, packet: decodeAckBody(reader, source, destination) };
@@ -447,7 +447,7 @@ function decodeChunkFields(bytes: Uint8Array): Chunk {
   let o = CONTROL_LENGTH + 4;
   const sourceHi = readU32(bytes, o);
   const sourceLo = readU32(bytes, o + 4);
-  if (sourceHi === 0 && sourceLo === 0) throw new WireError('WIRE_MALFORMED', 'rudp: source instance must not be 0');
+  if (sourceHi === 0 && sourceLo === 0) throw new WireError('WIRE_MALFORMED', 'rudp: source id must not be 0');
   const destinationHi = readU32(bytes, o + 8);
   const destinationLo = readU32(bytes, o + 12);
   o += 16;

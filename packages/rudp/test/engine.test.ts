@@ -271,6 +271,34 @@ describe('rudp engine over a deterministic fake link', () => {
     expect(link.clock.now()).toBeLessThan(1_000);
   });
 
+  it('keeps two paths to one receiver (reached at two addresses) apart', async () => {
+    const link = new FakeLink({ faults: { latencyMs: 5 } });
+    const a = link.endpoint('10.0.0.1', 1000);
+    const b = link.endpoint('10.0.0.2', 2000);
+    const second = link.alias(b, '192.168.0.2', 2000);
+    const first = patternBytes(200_000, 40);
+    const other = patternBytes(200_000, 41);
+    // Each path counts its messages from 0: without a session per path the second
+    // message 0 would pass for the first, already finished.
+    const outcome = await link.settle(Promise.all([a.engine.send(b.address, first), a.engine.send(second, other), a.engine.send(second, patternBytes(10, 42))]));
+    expect(outcome.error).toBeUndefined();
+    expect(b.delivered.map((d) => sha256(d.data)).sort()).toEqual([sha256(first), sha256(other), sha256(patternBytes(10, 42))].sort());
+    expect(b.engine.receiverStatus()!.sessions).toBe(2);
+  });
+
+  it('cancels before the first acknowledgement arrived', async () => {
+    const link = new FakeLink({ faults: { latencyMs: 50 } });
+    const a = link.endpoint('10.0.0.1', 1000);
+    const b = link.endpoint('10.0.0.2', 2000);
+    const controller = new AbortController();
+    const sending = a.engine.send(b.address, patternBytes(4 * MiB, 43), { signal: controller.signal });
+    link.clock.setTimeout(() => controller.abort(), 10);
+    expect((await link.settle(sending)).error).toBeInstanceOf(AbortError);
+    await link.clock.advance(500);
+    expect(b.counters.get('cancelled')).toBe(1);
+    expect(b.engine.receiverStatus()).toMatchObject({ reassemblies: 0 });
+  });
+
   it('keeps message ids apart across sender restarts', async () => {
     const link = new FakeLink({ faults: { latencyMs: 5 } });
     const a = link.endpoint('10.0.0.1', 1000);

@@ -111,6 +111,13 @@ export class FakeLink {
     return endpoint;
   }
 
+  /** Makes `endpoint` reachable at a second address too (a wildcard bind reached through two interfaces). */
+  alias(endpoint: Endpoint, host: string, port: number): Address {
+    const address = { host, port };
+    this.endpoints.set(addressKey(address), endpoint);
+    return address;
+  }
+
   /** Sends a packet over the link, applying the faults. The bytes are copied. */
   send(from: Address, to: Address, bytes: Uint8Array): void {
     this.stats.sent++;
