@@ -371,7 +371,10 @@ export class Engine {
             this.host.drop('stale');
             return;
           }
-          peer.onAck(ack, now);
+          if (peer.onAck(ack, now) === undefined) {
+            this.host.drop('stale');
+            return;
+          }
           this.afterProgress(peer);
           return;
         }

@@ -36,6 +36,8 @@ export const PACKET_THRESHOLD = 3;
  * counts as lost and the window collapses (persistent congestion).
  */
 export const PERSISTENT_TIMEOUTS = 3;
+/** Replaced receiver instances remembered per path (their late acknowledgements are ignored). */
+export const RETIRED_INSTANCES = 4;
 /** Allowance in the probe timeout for the receiver acknowledging at the end of its receive batch. */
 export const PROBE_ACK_DELAY_MS = 1;
 
@@ -160,8 +162,9 @@ export class PeerSender {
   readonly cc: NewReno;
   readonly pacer: Pacer;
   readonly packetBytes: number;
-  /** The receiver instance as last heard of. */
+  /** The receiver instance as last heard of, and the ones it replaced (restarts). */
   peerInstance: InstanceId = UNKNOWN_INSTANCE;
+  private readonly retiredInstances: InstanceId[] = [];
   nextPacketNumber = 0;
   /** Counter the next message started gets. */
   nextCounter = 0;
@@ -452,16 +455,20 @@ export class PeerSender {
   }
 
   /** Processes an acknowledgement. Completed messages are left for the owner to collect (`complete`). */
-  onAck(ack: Ack, now: number): AckOutcome {
-    this.lastProgressAt = now;
+  onAck(ack: Ack, now: number): AckOutcome | undefined {
     let restarted = false;
     if (isUnknownInstance(this.peerInstance)) {
       this.peerInstance = ack.source;
     } else if (!sameInstance(this.peerInstance, ack.source)) {
+      // A late acknowledgement from an instance already replaced must not switch back.
+      if (this.retiredInstances.some((retired) => sameInstance(retired, ack.source))) return undefined;
+      this.retiredInstances.push(this.peerInstance);
+      if (this.retiredInstances.length > RETIRED_INSTANCES) this.retiredInstances.shift();
       this.peerInstance = ack.source;
       this.restart();
       restarted = true;
     }
+    this.lastProgressAt = now;
     this.windowBytes = ack.windowBytes;
     this.startedSinceAck = 0;
     const lastSent = this.nextPacketNumber - 1;

@@ -259,6 +259,30 @@ describe('rudp engine over a deterministic fake link', () => {
     expect(b.counters.get('stale-chunks')).toBeGreaterThan(0);
   });
 
+  it('ignores a late acknowledgement from the instance a restarted receiver replaced', async () => {
+    const link = new FakeLink({ faults: { latencyMs: 10, bandwidthBytesPerSecond: 10 * MiB } });
+    const a = link.endpoint('10.0.0.1', 1000);
+    const b = link.endpoint('10.0.0.2', 2000);
+    const oldAcks: Uint8Array[] = [];
+    link.filter = (bytes, _from, to) => {
+      if (to.port === 1000 && bytes[3] === PACKET_ACK && oldAcks.length < 5) oldAcks.push(bytes.slice());
+      return undefined;
+    };
+    const data = patternBytes(4 * MiB, 25);
+    const sending = a.engine.send(b.address, data);
+    link.clock.setTimeout(() => b.restart({ crash: true }), 200);
+    // After the restart was noticed, acknowledgements of the dead instance arrive late.
+    link.clock.setTimeout(() => {
+      for (const bytes of oldAcks) a.engine.onControl(bytes, b.address);
+    }, 400);
+    const outcome = await link.settle(sending);
+    expect(outcome.error).toBeUndefined();
+    expect(a.counters.get('peer-restarts')).toBe(1);
+    expect(a.counters.get('dropped.stale')).toBe(5);
+    expect(b.delivered).toHaveLength(1);
+    expect(sha256(b.delivered[0]!.data)).toBe(sha256(data));
+  });
+
   it('fails a message with MessageRefusedError stopped when the receiver stops cleanly', async () => {
     const link = new FakeLink({ faults: { latencyMs: 10, bandwidthBytesPerSecond: 10 * MiB } });
     const a = link.endpoint('10.0.0.1', 1000);
