@@ -489,6 +489,7 @@ export class Engine {
       reductions: peer.cc.reductions,
       randomReductions: peer.cc.randomReductions,
       hystartExits: peer.cc.hystartExits,
+      packetThreshold: peer.packetThreshold,
       backlogPackets: peer.cc.backlogPackets(),
     }));
     return { paths: this.peers.size, pathSample: paths, receiver: this.receiver?.status() };

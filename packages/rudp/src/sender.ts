@@ -8,7 +8,8 @@
  * (RFC 6675) and RACK (RFC 8985) expressed with packet numbers: every transmission has a
  * new packet number, so a packet is lost once a later one is acknowledged and it is
  * either `PACKET_THRESHOLD` (3) numbers behind the largest acknowledged (fast
- * retransmit, as three duplicate acks in TCP) or older than 9/8 RTT (time threshold);
+ * retransmit, as three duplicate acks in TCP) or older than 9/8 RTT (time threshold),
+ * both widened when a loss proves spurious (a path that reorders, RFC 8985 6.2);
  * its chunk is queued for retransmission in a new packet. The retransmission timer
  * (RTO, RFC 6298, see rtt.ts) is the backstop: on expiry it sends one probe (the oldest
  * unacknowledged chunk, outside the congestion window) and backs off; a third expiry
@@ -31,6 +32,14 @@ import {
 
 /** RFC 9002 6.1.1 kPacketThreshold: reordering tolerated before a packet counts as lost. */
 export const PACKET_THRESHOLD = 3;
+/**
+ * How far reordering tolerance may grow after spurious losses (RFC 8985 6.2 grows RACK's
+ * reordering window the same way): up to this many packets, and up to 2 RTTs.
+ */
+export const MAX_PACKET_THRESHOLD = 32;
+export const MAX_LOSS_DELAY_FACTOR = 2;
+/** Losses remembered per path for spurious-loss detection. */
+const RECENTLY_LOST = 64;
 /**
  * Consecutive timer expiries (a probe timeout, then RTOs) after which everything in flight
  * counts as lost and the window collapses (persistent congestion).
@@ -194,6 +203,10 @@ export class PeerSender {
   private lastSendAt = 0;
   /** Last acknowledgement or refusal from the peer, or when work began on an idle path. */
   lastProgressAt = 0;
+  /** Reordering tolerance: packet threshold and time-threshold factor, widened by spurious losses. */
+  packetThreshold = PACKET_THRESHOLD;
+  lossDelayFactor = 1;
+  private readonly recentlyLost = new Map<number, { readonly record: PacketRecord; readonly largestAcked: number }>();
   /** Probes owed by a timeout (sent outside the congestion window). */
   private probes = 0;
   /** Earliest time pacing lets the next packet out, when it held one back. */
@@ -481,14 +494,10 @@ export class PeerSender {
       const low = Math.max(range.low, this.basePacketNumber);
       for (let pn = low; pn <= high; pn++) {
         const record = this.records[this.recordsHead + (pn - this.basePacketNumber)];
-        if (record === undefined || record.state === ACKED || record.state === DISCARDED) continue;
+        if (record === undefined || record.state !== IN_FLIGHT) continue;
         if (pn === largest) largestRecord = record;
-        if (record.state === IN_FLIGHT) {
-          this.bytesInFlight -= record.bytes;
-          this.cc.onAcked(record.bytes, record.sentAt, record.windowLimited);
-        } else {
-          this.host.count('spurious-losses');
-        }
+        this.bytesInFlight -= record.bytes;
+        this.cc.onAcked(record.bytes, record.sentAt, record.windowLimited);
         record.state = ACKED;
         newlyAcked++;
         if (record.message.status === 'active') this.chunkAcked(record.message, record.index);
@@ -499,6 +508,7 @@ export class PeerSender {
       this.cc.onRttSample(now - largestRecord.sentAt);
       this.cc.onRttUpdate(this.rtt.srtt!, now);
     }
+    if (this.recentlyLost.size > 0) this.checkSpurious(ack);
     if (newlyAcked > 0) this.timeouts = 0;
     if (largest > this.largestAcked) this.largestAcked = largest;
     const lost = this.detectLosses(now);
@@ -511,7 +521,8 @@ export class PeerSender {
     this.lossTime = undefined;
     const largest = this.largestAcked;
     if (largest < this.basePacketNumber) return 0;
-    const lossDelay = this.rtt.lossDelay();
+    const lossDelay = this.rtt.lossDelay() * this.lossDelayFactor;
+    const packetThreshold = this.packetThreshold;
     let lost = 0;
     const end = Math.min(largest, this.nextPacketNumber - 1);
     for (let pn = this.basePacketNumber; pn < end; pn++) {
@@ -521,7 +532,7 @@ export class PeerSender {
       // the packet lost when it fires (sentAt <= now - delay and sentAt + delay <= now can
       // disagree in floating point).
       const at = record.sentAt + lossDelay;
-      if (largest - pn >= PACKET_THRESHOLD) {
+      if (largest - pn >= packetThreshold) {
         this.host.count('lost-by-packet-threshold');
         this.markLost(record, now);
         lost++;
@@ -538,6 +549,9 @@ export class PeerSender {
 
   private markLost(record: PacketRecord, now: number): void {
     record.state = LOST;
+    // Remembered briefly, in case a later acknowledgement shows the loss was spurious.
+    this.recentlyLost.set(record.packetNumber, { record, largestAcked: this.largestAcked });
+    if (this.recentlyLost.size > RECENTLY_LOST) this.recentlyLost.delete(this.recentlyLost.keys().next().value as number);
     this.bytesInFlight -= record.bytes;
     this.cc.onLost(record.sentAt, now);
     this.host.hot.packetsLost++;
@@ -545,6 +559,33 @@ export class PeerSender {
     if (message.status === 'active' && message.acked[record.index] === 0) {
       this.retransmitMessages.push(message);
       this.retransmitIndexes.push(record.index);
+    }
+  }
+
+  /**
+   * Packets declared lost that this ACK acknowledges after all: the path reorders more
+   * than allowed for. Widens the reordering tolerance (the packet threshold to just past
+   * the distance observed, the time threshold by 1/8 RTT, both capped) and takes the chunk
+   * as delivered if its retransmission has not gone out yet.
+   */
+  private checkSpurious(ack: Ack): void {
+    const ranges = ack.ranges;
+    for (const [packetNumber, lost] of this.recentlyLost) {
+      let acked = false;
+      for (const range of ranges) {
+        if (packetNumber > range.high) break;
+        if (packetNumber >= range.low) {
+          acked = true;
+          break;
+        }
+      }
+      if (!acked) continue;
+      this.recentlyLost.delete(packetNumber);
+      this.host.count('spurious-losses');
+      this.packetThreshold = Math.min(MAX_PACKET_THRESHOLD, Math.max(this.packetThreshold, lost.largestAcked - packetNumber + 1));
+      this.lossDelayFactor = Math.min(MAX_LOSS_DELAY_FACTOR, this.lossDelayFactor + 1 / 8);
+      const record = lost.record;
+      if (record.message.status === 'active') this.chunkAcked(record.message, record.index);
     }
   }
 

@@ -52,6 +52,21 @@ describe('rudp engine over a deterministic fake link', () => {
     expect(a.counters.get('retransmissions')).toBeGreaterThan(0);
   });
 
+  it('learns a reordering path: spurious losses widen the thresholds and retransmissions stay rare', async () => {
+    const link = new FakeLink({ seed: 'reorder', faults: { latencyMs: 15, reorder: 0.1, reorderDelayMs: 8 } });
+    const a = link.endpoint('10.0.0.1', 1000);
+    const b = link.endpoint('10.0.0.2', 2000);
+    const data = patternBytes(6 * MiB, 26);
+    const outcome = await link.settle(a.engine.send(b.address, data));
+    expect(outcome.error).toBeUndefined();
+    expect(sha256(b.delivered[0]!.data)).toBe(sha256(data));
+    expect(a.counters.get('spurious-losses')).toBeGreaterThan(0);
+    const path = (a.engine.status() as { pathSample: { packetThreshold: number }[] }).pathSample[0]!;
+    expect(path.packetThreshold).toBeGreaterThan(3);
+    // About 5,500 chunks with 10% of them reordered: only a handful sent twice.
+    expect(a.counters.get('retransmissions')).toBeLessThan(100);
+  });
+
   it('delivers at 20% loss in both directions', async () => {
     const link = new FakeLink({ seed: 'twenty', faults: { latencyMs: 5, loss: 0.2 } });
     const a = link.endpoint('10.0.0.1', 1000);
