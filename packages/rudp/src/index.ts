@@ -33,6 +33,7 @@ import {
   FRAME_CONTROL,
   FRAME_DATA,
   InvalidArgumentError,
+  sameAddress,
   secureRandomBytes,
   type Address,
   type ReliableSendOptions,
@@ -207,7 +208,8 @@ export function resolveOptions(options: RudpOptions = {}): EngineOptions {
 }
 
 /**
- * The reliable-UDP layer. Needs `sendDatagram` and `maxDatagramSize`, takes `datagram`;
+ * The reliable-UDP layer. Needs `sendDatagram` and `maxDatagramSize` (and uses
+ * `localAddress` when below, to refuse sends to itself), takes `datagram`;
  * provides `sendReliable`, `sendDatagram` and `maxDatagramSize` (one byte less than below);
  * offers the exclusive hooks `reliable-message` (whole messages) and `datagram` (plain
  * datagrams passing through).
@@ -219,6 +221,7 @@ export function rudp(options: RudpOptions = {}) {
     name: options.name,
     protocol: RUDP_PROTOCOL,
     needs: ['sendDatagram', 'maxDatagramSize'],
+    optional: ['localAddress'],
     takes: ['datagram'],
     provides: ['sendReliable', 'sendDatagram', 'maxDatagramSize'],
     offers: { 'reliable-message': 'exclusive', datagram: 'exclusive' },
@@ -278,6 +281,9 @@ export function rudp(options: RudpOptions = {}) {
             try {
               checkAddress(to, 'rudp.sendReliable');
               if (!(data instanceof Uint8Array)) throw new InvalidArgumentError('rudp.sendReliable: data must be a Uint8Array');
+              // The transport drops datagrams to itself: fail now rather than after peerTimeoutMs.
+              const self = engine.started ? ctx.below.localAddress?.() : undefined;
+              if (self !== undefined && sameAddress(self, to)) throw new InvalidArgumentError('rudp.sendReliable: cannot send to this node itself');
             } catch (error) {
               return Promise.reject(error);
             }
