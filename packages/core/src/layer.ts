@@ -33,6 +33,12 @@ export type LayerInstance<Prov extends CapabilityName, Takes extends HookName> =
   ([Takes] extends [never] ? { readonly takes?: Record<never, never> } : { readonly takes: { readonly [K in Takes]: HookHandler<K> } }) & {
     /** Called bottom-up when the node starts (after every layer below has started). */
     start?(): void | Promise<void>;
+    /**
+     * Called bottom-up once every layer of the node has started: the whole stack is up,
+     * so the local peer record is complete (a TCP port that a layer above bound is in it).
+     * Discovery announces itself here rather than in `start`.
+     */
+    started?(): void;
     /** Called top-down when the node stops. Timers from `context.clock` are cleared after it. */
     stop?(): void | Promise<void>;
     /** Live state for `node.describe()` (peer counts, bound ports...). */

@@ -353,6 +353,7 @@ export function createNode<const Layers extends readonly AnyLayer[]>(
             entry.started = true;
             await entry.instance.start?.();
           }
+          for (const entry of entries) entry.instance.started?.();
           state = 'started';
         } catch (error) {
           state = 'stopping';

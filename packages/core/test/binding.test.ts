@@ -270,6 +270,31 @@ describe('lifecycle', () => {
     });
   }
 
+  it('calls started() bottom-up only once every layer has started, and not on a failed start', async () => {
+    const log: string[] = [];
+    const announcing = (name: string) =>
+      defineLayer({
+        type: 'announcing',
+        name,
+        create: () => ({ start: () => void log.push(`start ${name}`), started: () => void log.push(`started ${name}`) }),
+      });
+    const node = createNode({ layers: [announcing('a'), announcing('b'), announcing('c')] });
+    await node.start();
+    await node.start();
+    expect(log).toEqual(['start a', 'start b', 'start c', 'started a', 'started b', 'started c']);
+    await node.stop();
+
+    const failing: string[] = [];
+    const broken = createNode({
+      layers: [
+        defineLayer({ type: 'x', name: 'x', create: () => ({ started: () => void failing.push('started x') }) }),
+        recorder(failing, 'y', { failStart: true }),
+      ],
+    });
+    await expect(broken.start()).rejects.toThrow('y failed');
+    expect(failing).not.toContain('started x');
+  });
+
   it('starts bottom-up and stops top-down, idempotently, clearing timers', async () => {
     const log: string[] = [];
     const node = createNode({ layers: [recorder(log, 'a'), recorder(log, 'b'), recorder(log, 'c')] });

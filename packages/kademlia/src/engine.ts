@@ -175,7 +175,15 @@ export class KademliaEngine {
       clock.setInterval(() => this.refresh(), Math.max(1000, Math.min(refreshIntervalMs / 4, 600_000))),
       clock.setInterval(() => this.expire(), EXPIRY_SWEEP_MS),
     ];
-    this.beginJoin();
+  }
+
+  /**
+   * The whole stack is up: join now, so that the record we introduce ourselves with is
+   * complete (a TCP port bound by a layer above us is in it; joining from `start` would
+   * hand the bootstrap nodes a record without it, and they would pass that on).
+   */
+  started(): void {
+    if (this.running) this.beginJoin();
   }
 
   stop(): void {

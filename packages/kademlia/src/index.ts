@@ -217,6 +217,7 @@ export function kademlia(options: KademliaOptions = {}) {
       const engine = new KademliaEngine(ctx, config);
       return {
         start: () => engine.start(),
+        started: () => engine.started(),
         stop: () => engine.stop(),
         status: () => engine.status(),
         provides: {
