@@ -22,10 +22,19 @@ interface DiscoveryNode extends Pick<Capabilities, 'findPeer' | 'getPeers' | 'se
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Eight nodes join through one, node 1 finds node 7 by id and sends it a datagram. Returns node 1's diagram. */
-export async function discoveryScenario(discovery: (bootstrap: Address[]) => DiscoveryLayer, log: (line: string) => void): Promise<{ first: string; received: string; peersKnown: number[] }> {
+/**
+ * Eight nodes join through one, node 1 finds node 7 by id and sends it a datagram.
+ * `above` adds layers on top of discovery (the demo puts Noise there, so the datagram is
+ * encrypted end to end and a peer joins discovery only after its handshake).
+ * Returns node 1's diagram.
+ */
+export async function discoveryScenario(
+  discovery: (bootstrap: Address[]) => DiscoveryLayer,
+  log: (line: string) => void,
+  above: () => AnyLayer[] = () => [],
+): Promise<{ first: string; received: string; peersKnown: number[] }> {
   const make = (bootstrap: Address[]) =>
-    createNode({ identity: Identity.generate(), layers: [udp({ host: '127.0.0.1' }), keepalive({ intervalMs: 5000 }), discovery(bootstrap)] as never }) as unknown as DiscoveryNode;
+    createNode({ identity: Identity.generate(), layers: [udp({ host: '127.0.0.1' }), keepalive({ intervalMs: 5000 }), discovery(bootstrap), ...above()] as never }) as unknown as DiscoveryNode;
   const seed = make([]);
   await seed.start();
   const members = [seed];
@@ -45,6 +54,11 @@ export async function discoveryScenario(discovery: (bootstrap: Address[]) => Dis
   first.sendDatagram(found.address, new TextEncoder().encode('hello node 7, I found you by id'));
   const received = await greeting;
   log(`  node 7 received: "${received}"`);
+  const secure = (first as unknown as { secureSession?: (address: Address) => { remoteId: { short: string }; handshakeHash: Uint8Array } | undefined }).secureSession?.(found.address);
+  if (secure !== undefined) {
+    const hash = Array.from(secure.handshakeHash.subarray(0, 8), (byte) => byte.toString(16).padStart(2, '0')).join('');
+    log(`  (sent encrypted: Noise XX session with ${secure.remoteId.short}…, handshake hash ${hash}…)`);
+  }
   const diagram = first.mermaid();
   for (const member of members) await member.stop();
   return { first: diagram, received, peersKnown };
