@@ -117,8 +117,11 @@ export function fixedPeers(options: FixedPeersOptions) {
       return {
         start: () => {
           running = true;
-          helloMissing();
           stopHello = ctx.clock.setInterval(helloMissing, helloIntervalMs);
+        },
+        // Hello once the whole stack is up, so our record carries a TCP port bound above.
+        started: () => {
+          if (running) helloMissing();
         },
         stop: () => {
           if (running) {

@@ -402,8 +402,12 @@ export function gossip(options: GossipOptions = {}) {
       return {
         start: () => {
           running = true;
-          for (const address of bootstrap) send(address, encodeRecordMessage(MESSAGE.introduce, ctx.localPeer()));
           stopRounds = ctx.clock.setInterval(round, intervalMs);
+        },
+        // Introduced once the whole stack is up, so our record carries a TCP port bound above.
+        started: () => {
+          if (!running) return;
+          for (const address of bootstrap) send(address, encodeRecordMessage(MESSAGE.introduce, ctx.localPeer()));
         },
         stop: () => {
           // Tell the network we leave (flooded, so every node drops us at once).
