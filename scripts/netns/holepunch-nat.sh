@@ -46,6 +46,8 @@ cleanup() {
   done
   PIDS=()
   for ns in a b r1 r2 pub; do
+    # Whatever still runs inside a namespace (a node whose PID we did not hold) goes too.
+    ip netns pids "$PREFIX-$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
     ip netns del "$PREFIX-$ns" 2>/dev/null
   done
 }
@@ -134,10 +136,12 @@ run_scenario() {
     cleanup
     return 1
   fi
-  ns pub "$NODE" "$HERE/node.mjs" --role introducer --host 198.18.0.1 --port 7000 >"$log/introducer.out" 2>"$log/introducer.err" &
+  # Started with ip directly (not through the ns function, whose background subshell
+  # would hold the PID): ip execs node, so $! is the node and cleanup can stop it.
+  ip netns exec "$PREFIX-pub" "$NODE" "$HERE/node.mjs" --role introducer --host 198.18.0.1 --port 7000 >"$log/introducer.out" 2>"$log/introducer.err" &
   PIDS+=($!)
   wait_for "$log/introducer.out" '"ready"' 30 || { echo "{\"scenario\":\"$mode\",\"ok\":false,\"error\":\"introducer did not start\"}"; cleanup; return 1; }
-  ns b "$NODE" "$HERE/node.mjs" --role b --host 10.2.0.2 --bootstrap 198.18.0.1:7000 >"$log/b.out" 2>"$log/b.err" &
+  ip netns exec "$PREFIX-b" "$NODE" "$HERE/node.mjs" --role b --host 10.2.0.2 --bootstrap 198.18.0.1:7000 >"$log/b.out" 2>"$log/b.err" &
   PIDS+=($!)
   wait_for "$log/b.out" '"ready"' 30 || { echo "{\"scenario\":\"$mode\",\"ok\":false,\"error\":\"node B did not start\"}"; cleanup; return 1; }
   timeout "$TIMEOUT_S" ip netns exec "$PREFIX-a" "$NODE" "$HERE/node.mjs" --role a --host 10.1.0.2 --bootstrap 198.18.0.1:7000 --scenario "$mode" >"$log/a.out" 2>"$log/a.err"
