@@ -9,8 +9,8 @@ export default defineConfig({
   ssr: { resolve: { conditions: ['@deccom/source'] } },
   test: {
     include: slow
-      ? ['packages/*/test/**/*.slow.test.ts', 'bench/test/**/*.slow.test.ts']
-      : ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts', 'bench/test/**/*.test.ts'],
+      ? ['packages/*/test/**/*.slow.test.ts', 'tests/*/test/**/*.slow.test.ts', 'bench/test/**/*.slow.test.ts']
+      : ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts', 'tests/*/test/**/*.test.ts', 'bench/test/**/*.test.ts'],
     exclude: slow ? ['**/node_modules/**'] : ['**/node_modules/**', '**/*.slow.test.ts'],
     typecheck: {
       enabled: !slow,

@@ -24,6 +24,34 @@ export const systemClock: Clock = {
 };
 
 /**
+ * `inner` as a node's layers see it: `now()` never goes backward. The {@link Clock}
+ * contract asks for a monotonic scale, but an injected clock may be stepped back (a clock
+ * built on wall time, a test); layers measure deadlines as `now() - since`, so a step back
+ * of an hour would silence every such deadline (keep-alive, peer and handshake timeouts,
+ * pacing) for an hour. A step back is absorbed: time goes on from where it was. Timers are
+ * relative and pass through. The system clock (`performance.now()`) is monotonic already
+ * and is returned as it is.
+ */
+export function monotonicClock(inner: Clock): Clock {
+  if (inner === systemClock) return inner;
+  let offset = 0;
+  let last = -Infinity;
+  return {
+    now: () => {
+      let time = inner.now() + offset;
+      if (time < last) {
+        offset += last - time;
+        time = last;
+      }
+      last = time;
+      return time;
+    },
+    setTimeout: (callback, delayMs) => inner.setTimeout(callback, delayMs),
+    clearTimeout: (handle) => inner.clearTimeout(handle),
+  };
+}
+
+/**
  * A clock view that remembers every timer it started, so `clearAll()` (called when a
  * layer stops) releases them all. Each layer of a node gets its own scope.
  */

@@ -5,7 +5,7 @@
 import { setMaxListeners } from 'node:events';
 import { sameAddress, type Address } from './address.js';
 import type { CapabilityName, Capabilities, EventHook, ExclusiveHook, HookHandler, HookKind, HookName } from './capabilities.js';
-import { ScopedClock, systemClock, type Clock } from './clock.js';
+import { monotonicClock, ScopedClock, systemClock, type Clock } from './clock.js';
 import { Counters } from './counters.js';
 import { CompositionError, InvalidArgumentError, StateError } from './errors.js';
 import { Identity, type NodeId } from './identity.js';
@@ -113,7 +113,8 @@ export function createNode<const Layers extends readonly AnyLayer[]>(
   const layers = options.layers as readonly AnyLayer[];
   if (layers.length === 0) throw new CompositionError('EMPTY_STACK', 'createNode: a stack needs at least one layer (a transport)');
   const identity = options.identity ?? Identity.generate();
-  const clock = options.clock ?? systemClock;
+  // Layers never see time go backward, whatever clock was injected (see monotonicClock).
+  const clock = monotonicClock(options.clock ?? systemClock);
   const random =
     options.random === undefined ? cryptoRandom() : typeof options.random === 'object' ? options.random : seededRandom(options.random);
   const logger = (options.logger ?? defaultLogger()).child(identity.id.short);

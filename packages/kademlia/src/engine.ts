@@ -44,6 +44,7 @@ export interface KademliaConfig {
   readonly lookupTimeoutMs: number;
   readonly refreshIntervalMs: number;
   readonly bootstrapRetryMs: number;
+  readonly rediscoverIntervalMs: number;
   readonly splitAlways: boolean;
   readonly replacementCacheSize: number;
   readonly maxFailures: number;
@@ -69,6 +70,14 @@ const MAX_REJECTIONS_REMEMBERED = 1024;
 const EXPIRY_SWEEP_MS = 30_000;
 /** Stale buckets refreshed per refresh check, at most. */
 const REFRESHES_PER_CHECK = 8;
+/**
+ * Evicted contacts remembered for rediscovery, at most, and for how long: a partition
+ * longer than an hour, or a peer gone that long, is left to the bootstrap path.
+ */
+const MAX_DEPARTED = 256;
+const DEPARTED_MEMORY_MS = 3_600_000;
+/** Evicted contacts asked per rediscovery tick (round robin). */
+const REDISCOVERY_PROBES = 3;
 
 // Signature checks cost tens of microseconds and the same records arrive again and
 // again (core caches decoded records, so equal bytes give the same object): remember
@@ -126,6 +135,8 @@ export class KademliaEngine {
   private readonly approving = new Set<string>();
   private readonly rejected = new Map<string, number>();
   private readonly pingingOldest = new Set<string>();
+  /** Evicted contacts, oldest first (see `rediscover`). */
+  private readonly departed = new Map<string, { peer: PeerRecord; at: number }>();
   private running = false;
   private joinWanted = false;
   private joinReady = false;
@@ -175,6 +186,7 @@ export class KademliaEngine {
       clock.setInterval(() => this.refresh(), Math.max(1000, Math.min(refreshIntervalMs / 4, 600_000))),
       clock.setInterval(() => this.expire(), EXPIRY_SWEEP_MS),
     ];
+    if (this.config.rediscoverIntervalMs > 0) this.stopTimers.push(clock.setInterval(() => this.rediscover(), this.config.rediscoverIntervalMs));
   }
 
   /**
@@ -420,6 +432,12 @@ export class KademliaEngine {
   }
 
   private connected(peer: PeerRecord): void {
+    if (this.departed.delete(peer.id.hex)) {
+      // An evicted contact is back: the network may have been split and healed, so look
+      // ourselves up again through it to relearn the other side.
+      this.ctx.counters.add('rediscovered');
+      if (!this.joining && this.running) this.join().catch((error: unknown) => this.ctx.logger.debug('rejoin ended early', { error }));
+    }
     this.ctx.counters.set('peers', this.table.size);
     this.ctx.below.trackPeer?.(peer.id, peer.address);
     this.ctx.emit('peer-connect', peer);
@@ -430,6 +448,11 @@ export class KademliaEngine {
     if (peer === undefined) return;
     const replacement = this.table.remove(id);
     this.ctx.counters.add(`evicted.${reason}`);
+    if (this.config.rediscoverIntervalMs > 0) {
+      this.departed.delete(id.hex);
+      this.departed.set(id.hex, { peer, at: this.ctx.clock.now() });
+      if (this.departed.size > MAX_DEPARTED) this.departed.delete(this.departed.keys().next().value!);
+    }
     this.ctx.counters.set('peers', this.table.size);
     this.ctx.below.untrackPeer?.(id);
     this.ctx.emit('peer-disconnect', peer);
@@ -741,6 +764,33 @@ export class KademliaEngine {
         return this.search(randomIdIn(bucket, this.ctx.random.bytes(32)), 'closest', undefined, false).promise;
       }),
     );
+  }
+
+  /**
+   * Kademlia by itself never heals a split: once a partition made every node evict the
+   * contacts across it, lookups only ever ask the own side, and the bootstrap path runs
+   * only for an empty table. So a few evicted contacts are asked, round robin, whether
+   * they are back; one that answers is admitted as usual and triggers a self-lookup
+   * (see `connected`). Contacts evicted more than an hour ago are forgotten.
+   */
+  private rediscover(): void {
+    const now = this.ctx.clock.now();
+    for (const [hex, entry] of this.departed) if (now - entry.at > DEPARTED_MEMORY_MS) this.departed.delete(hex);
+    if (this.departed.size === 0) return;
+    const ask = encodeMessage({ type: MESSAGE.askId, peer: this.ctx.localPeer() });
+    const probes: [string, { peer: PeerRecord; at: number }][] = [];
+    for (const entry of this.departed) {
+      probes.push(entry);
+      if (probes.length >= REDISCOVERY_PROBES) break;
+    }
+    for (const [hex, entry] of probes) {
+      // To the back of the queue, keeping its eviction time (so it still ages out).
+      this.departed.delete(hex);
+      if (this.table.get(entry.peer.id) !== undefined) continue;
+      this.departed.set(hex, entry);
+      this.ctx.counters.add('rediscovery-probes');
+      this.send(entry.peer.address, ask);
+    }
   }
 
   /** Refreshes buckets with no lookup in `refreshIntervalMs` (section 2.3). */

@@ -106,6 +106,13 @@ export interface KademliaOptions {
   refreshIntervalMs?: number;
   /** While the table is empty, ask the bootstrap addresses again this often. Default 5,000 ms. */
   bootstrapRetryMs?: number;
+  /**
+   * Ask a few evicted contacts this often whether they are back (`ASK_ID`); one that
+   * answers rejoins the table and starts a self-lookup. This re-merges a network after a
+   * partition heals (evicted contacts were the only bridge) and finds peers that
+   * restarted at their old address. 0 turns it off. Default 30,000 ms.
+   */
+  rediscoverIntervalMs?: number;
   /** Split any full bucket, not only the one holding our own id. Default false. */
   splitAlways?: boolean;
   /** Peers waiting per bucket for a slot (section 4.1). Default 5. */
@@ -175,6 +182,7 @@ function configure(options: KademliaOptions): KademliaConfig {
     lookupTimeoutMs: positiveNumber(options.lookupTimeoutMs, 10_000, 'lookupTimeoutMs'),
     refreshIntervalMs: positiveNumber(options.refreshIntervalMs, 3_600_000, 'refreshIntervalMs'),
     bootstrapRetryMs: positiveNumber(options.bootstrapRetryMs, 5000, 'bootstrapRetryMs'),
+    rediscoverIntervalMs: options.rediscoverIntervalMs === 0 ? 0 : positiveNumber(options.rediscoverIntervalMs, 30_000, 'rediscoverIntervalMs'),
     splitAlways: options.splitAlways ?? false,
     replacementCacheSize: options.replacementCacheSize === 0 ? 0 : positiveInteger(options.replacementCacheSize, 5, 'replacementCacheSize', 1000),
     maxFailures: positiveInteger(options.maxFailures, 2, 'maxFailures', 1000),

@@ -37,6 +37,8 @@ export class RttEstimator {
   /** Most recent sample. */
   latestRtt = 0;
   samples = 0;
+  /** Samples discarded as longer than `maxRtoMs` (see `update`). */
+  implausible = 0;
 
   constructor(
     readonly minRtoMs: number,
@@ -44,9 +46,17 @@ export class RttEstimator {
     readonly initialRtoMs = INITIAL_RTO_MS,
   ) {}
 
-  /** Feeds one sample: `rttMs` measured, `ackDelayMs` reported by the receiver. */
-  update(rttMs: number, ackDelayMs: number): void {
-    if (!(rttMs >= 0) || !Number.isFinite(rttMs)) return;
+  /** Feeds one sample: `rttMs` measured, `ackDelayMs` reported by the receiver. Returns whether it was used. */
+  update(rttMs: number, ackDelayMs: number): boolean {
+    if (!(rttMs >= 0) || !Number.isFinite(rttMs)) return false;
+    // A round trip longer than the longest retransmission timeout is not the path's: the
+    // sender's clock was stepped forward (one such sample of an hour held SRTT, and with it
+    // the pacing rate and the time threshold, at minutes for tens of seconds) or the ack
+    // is for a packet the timer long gave up on. Either way it must not steer the estimate.
+    if (rttMs > this.maxRtoMs) {
+      this.implausible++;
+      return false;
+    }
     this.samples++;
     this.latestRtt = rttMs;
     if (rttMs < this.minRtt) this.minRtt = rttMs;
@@ -55,10 +65,11 @@ export class RttEstimator {
     if (this.srtt === undefined) {
       this.srtt = adjusted;
       this.rttvar = adjusted / 2;
-      return;
+      return true;
     }
     this.rttvar = (1 - RTT_BETA) * this.rttvar + RTT_BETA * Math.abs(this.srtt - adjusted);
     this.srtt = (1 - RTT_ALPHA) * this.srtt + RTT_ALPHA * adjusted;
+    return true;
   }
 
   /** The RTO before backoff (ms). */

@@ -503,8 +503,7 @@ export class PeerSender {
         if (record.message.status === 'active') this.chunkAcked(record.message, record.index);
       }
     }
-    if (largestRecord !== undefined) {
-      this.rtt.update(now - largestRecord.sentAt, ack.ackDelayMicros / 1000);
+    if (largestRecord !== undefined && this.rtt.update(now - largestRecord.sentAt, ack.ackDelayMicros / 1000)) {
       this.cc.onRttSample(now - largestRecord.sentAt);
       this.cc.onRttUpdate(this.rtt.srtt!, now);
     }

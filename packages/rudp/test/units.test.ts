@@ -68,6 +68,18 @@ describe('RttEstimator (RFC 6298)', () => {
     expect(rtt.probeTimeout(1)).toBeLessThan(5);
   });
 
+  it('discards a sample longer than the maximum RTO (a clock stepped forward), so SRTT is not held at minutes', () => {
+    const rtt = new RttEstimator(50, 10_000);
+    expect(rtt.update(3_600_000, 0)).toBe(false);
+    expect(rtt.srtt).toBeUndefined();
+    expect(rtt.update(20, 0)).toBe(true);
+    expect(rtt.update(3_600_020, 0)).toBe(false);
+    expect(rtt.srtt).toBe(20);
+    expect(rtt.implausible).toBe(2);
+    expect(rtt.samples).toBe(1);
+    expect(rtt.update(10_000, 0)).toBe(true);
+  });
+
   it('subtracts the reported ack delay only when the sample stays above the minimum RTT', () => {
     const rtt = new RttEstimator(1, 60_000);
     rtt.update(10, 0);
