@@ -24,6 +24,7 @@ import {
 } from '@deccom/core';
 import { Lookup, type Candidate } from './lookup.js';
 import { randomIdIn, RoutingTable } from './routing-table.js';
+import type { DiversityRule } from './diversity.js';
 import { TopicStore } from './topics.js';
 import { decodeMessage, encodeMessage, encodeResponse, KADEMLIA_PROTOCOL, MESSAGE, TOPIC_LENGTH, type KademliaMessage } from './wire.js';
 import { KademliaError } from './errors.js';
@@ -56,6 +57,7 @@ export interface KademliaConfig {
   readonly announceTtlSeconds: number;
   readonly maxMessageBytes: number;
   readonly requireSignedRecords: boolean;
+  readonly diversity: DiversityRule;
   readonly learnFromResponses: boolean;
   readonly joinRefreshes: number;
   readonly onLookup: ((stats: LookupStats) => void) | undefined;
@@ -162,6 +164,7 @@ export class KademliaEngine {
       k: config.k,
       splitAlways: config.splitAlways,
       replacementCacheSize: config.replacementCacheSize,
+      diversity: config.diversity,
       now: ctx.clock.now(),
     });
     this.topics = new TopicStore(config.maxAnnouncements, config.maxProvidersPerTopic);
@@ -408,6 +411,7 @@ export class KademliaEngine {
       if (this.joinWanted) this.tryJoin();
       return;
     }
+    if (result.kind === 'refused') this.ctx.counters.drop('prefix-limit');
     if (result.kind !== 'full') return;
     // Section 2.2: a full bucket pings its least-recently-seen contact and evicts it only
     // if it does not answer; the newcomer waits in the replacement cache meanwhile. A

@@ -29,8 +29,10 @@
 import { defineLayer, InvalidArgumentError, type Address, type FindOptions, type NodeId, type PeerRecord } from '@deccom/core';
 import { KademliaEngine, type KademliaConfig } from './engine.js';
 import { KADEMLIA_PROTOCOL } from './wire.js';
+import { DEFAULT_DIVERSITY, type DiversityRule, type PrefixRuleExempt } from './diversity.js';
 
 export { KademliaError } from './errors.js';
+export { prefixKey, DEFAULT_DIVERSITY, type DiversityRule, type PrefixRuleExempt } from './diversity.js';
 export { RoutingTable, type RoutingTableOptions, type Contact, type Bucket, type AddResult } from './routing-table.js';
 export { Lookup, type LookupOptions, type Candidate } from './lookup.js';
 export { compareDistance, commonPrefixLength } from './distance.js';
@@ -139,6 +141,21 @@ export interface KademliaOptions {
   maxMessageBytes?: number;
   /** Refuse unsigned records of Ed25519 identities. Default false (bad signatures are always refused). */
   requireSignedRecords?: boolean;
+  /**
+   * Address diversity: contacts of one bucket (and of its replacement cache) from one
+   * network prefix, at most; a further peer from that prefix is refused (counted as
+   * `dropped.prefix-limit`). Limits what one host or subnet with many identities can
+   * take of a routing table (Sybil / eclipse attacks). 0 turns the rule off. Default 2.
+   */
+  maxPeersPerPrefix?: number;
+  /** Prefix lengths the diversity rule groups addresses by. Default `{ ipv4: 24, ipv6: 48 }`. */
+  prefixBits?: { ipv4?: number; ipv6?: number };
+  /**
+   * Addresses the diversity rule does not count: `'private'` (default: loopback, RFC 1918,
+   * RFC 6598, link-local and unique-local addresses, where nodes legitimately share a
+   * prefix), `'loopback'` (loopback only), or `'none'`.
+   */
+  prefixRuleExempt?: PrefixRuleExempt;
   /** Add peers named in answers to buckets that have room. Default true. */
   learnFromResponses?: boolean;
   /** After the self-lookup, refresh this many of the sparsest buckets farther than the closest neighbour. Default 2. */
@@ -159,6 +176,24 @@ function positiveNumber(value: number | undefined, fallback: number, name: strin
   const out = value ?? fallback;
   if (typeof out !== 'number' || !(out > 0) || !Number.isFinite(out)) throw new InvalidArgumentError(`kademlia: ${name} must be a finite number > 0, got ${String(value)}`);
   return out;
+}
+
+function configureDiversity(options: KademliaOptions): DiversityRule {
+  const exempt = options.prefixRuleExempt ?? DEFAULT_DIVERSITY.exempt;
+  if (exempt !== 'private' && exempt !== 'loopback' && exempt !== 'none') {
+    throw new InvalidArgumentError(`kademlia: prefixRuleExempt must be 'private', 'loopback' or 'none', got ${String(exempt)}`);
+  }
+  const bits = (value: number | undefined, fallback: number, min: number, max: number, name: string): number => {
+    const out = value ?? fallback;
+    if (!Number.isInteger(out) || out < min || out > max) throw new InvalidArgumentError(`kademlia: prefixBits.${name} must be an integer in ${min}..${max}, got ${String(value)}`);
+    return out;
+  };
+  return {
+    maxPerPrefix: options.maxPeersPerPrefix === 0 ? 0 : positiveInteger(options.maxPeersPerPrefix, DEFAULT_DIVERSITY.maxPerPrefix, 'maxPeersPerPrefix', 255),
+    ipv4Bits: bits(options.prefixBits?.ipv4, DEFAULT_DIVERSITY.ipv4Bits, 8, 32, 'ipv4'),
+    ipv6Bits: bits(options.prefixBits?.ipv6, DEFAULT_DIVERSITY.ipv6Bits, 16, 128, 'ipv6'),
+    exempt,
+  };
 }
 
 function configure(options: KademliaOptions): KademliaConfig {
@@ -194,6 +229,7 @@ function configure(options: KademliaOptions): KademliaConfig {
     announceTtlSeconds,
     maxMessageBytes: positiveInteger(options.maxMessageBytes, 1200, 'maxMessageBytes'),
     requireSignedRecords: options.requireSignedRecords ?? false,
+    diversity: configureDiversity(options),
     learnFromResponses: options.learnFromResponses ?? true,
     joinRefreshes: (options.joinRefreshes ?? 0) === 0 ? 0 : positiveInteger(options.joinRefreshes, 0, 'joinRefreshes', 256),
     onLookup: options.onLookup,

@@ -11,6 +11,7 @@
  */
 import type { NodeId, PeerRecord } from '@deccom/core';
 import { bitAt, compareDistance } from './distance.js';
+import { DEFAULT_DIVERSITY, prefixKey, type DiversityRule } from './diversity.js';
 
 export interface Contact {
   peer: PeerRecord;
@@ -18,6 +19,8 @@ export interface Contact {
   lastSeen: number;
   /** Requests in a row it did not answer. */
   failures: number;
+  /** The network prefix its address counts against (see `DiversityRule`); undefined when exempt. */
+  prefix?: string | undefined;
 }
 
 export interface Bucket {
@@ -49,6 +52,8 @@ export interface RoutingTableOptions {
   maxDepth?: number;
   /** Clock time the buckets start with as their last lookup. Default 0. */
   now?: number;
+  /** Contacts per bucket from one network prefix (see `diversity.ts`). Default 2 per IPv4 /24 or IPv6 /48, private addresses exempt. */
+  diversity?: DiversityRule;
 }
 
 export type AddResult =
@@ -59,16 +64,26 @@ export type AddResult =
    * (least recently seen); if it does not answer, `remove` it and the freshest
    * replacement takes its slot (section 2.2).
    */
-  | { readonly kind: 'full'; readonly oldest: Contact };
+  | { readonly kind: 'full'; readonly oldest: Contact }
+  /** The bucket already holds `maxPerPrefix` contacts from the peer's network prefix. */
+  | { readonly kind: 'refused' };
 
 const UPDATED: AddResult = { kind: 'updated' };
 const ADDED: AddResult = { kind: 'added' };
+const REFUSED: AddResult = { kind: 'refused' };
+
+function countPrefix(contacts: readonly Contact[], prefix: string): number {
+  let n = 0;
+  for (const contact of contacts) if (contact.prefix === prefix) n++;
+  return n;
+}
 
 export class RoutingTable {
   readonly k: number;
   private readonly replacementCacheSize: number;
   private readonly splitAlways: boolean;
   private readonly maxDepth: number;
+  private readonly diversity: DiversityRule;
   private readonly root: TrieNode;
   private readonly index = new Map<string, Contact>();
   private bucketCount = 1;
@@ -81,6 +96,7 @@ export class RoutingTable {
     this.replacementCacheSize = options.replacementCacheSize ?? 5;
     this.splitAlways = options.splitAlways ?? false;
     this.maxDepth = Math.min(255, options.maxDepth ?? 64);
+    this.diversity = options.diversity ?? DEFAULT_DIVERSITY;
     this.root = { bucket: newBucket(0, new Uint8Array(32), options.now ?? 0), zero: undefined, one: undefined };
   }
 
@@ -139,6 +155,8 @@ export class RoutingTable {
     if (peer.id.equals(this.self)) return UPDATED;
     const existing = this.index.get(peer.id.hex);
     if (existing !== undefined) {
+      // A known identity keeps its slot when its address changes (it proved itself there).
+      if (existing.peer.address.host !== peer.address.host) existing.prefix = prefixKey(peer.address.host, this.diversity);
       existing.peer = peer;
       existing.lastSeen = now;
       existing.failures = 0;
@@ -152,15 +170,21 @@ export class RoutingTable {
       node = bitAt(peer.id.bytes, depth) === 0 ? node.zero! : node.one!;
     }
     const bucket = node.bucket!;
+    const prefix = prefixKey(peer.address.host, this.diversity);
+    if (prefix !== undefined && countPrefix(bucket.contacts, prefix) >= this.diversity.maxPerPrefix) {
+      removeById(bucket.replacements, peer.id);
+      return REFUSED;
+    }
     if (bucket.contacts.length < this.k) {
-      const contact: Contact = { peer, lastSeen: now, failures: 0 };
+      const contact: Contact = { peer, lastSeen: now, failures: 0, prefix };
       bucket.contacts.push(contact);
       this.index.set(peer.id.hex, contact);
       removeById(bucket.replacements, peer.id);
       return ADDED;
     }
     removeById(bucket.replacements, peer.id);
-    bucket.replacements.push({ peer, lastSeen: now, failures: 0 });
+    if (prefix !== undefined && countPrefix(bucket.replacements, prefix) >= this.diversity.maxPerPrefix) return REFUSED;
+    bucket.replacements.push({ peer, lastSeen: now, failures: 0, prefix });
     if (bucket.replacements.length > this.replacementCacheSize) bucket.replacements.shift();
     return { kind: 'full', oldest: bucket.contacts[0]! };
   }
@@ -194,8 +218,15 @@ export class RoutingTable {
     const at = bucket.contacts.indexOf(contact);
     if (at >= 0) bucket.contacts.splice(at, 1);
     this.index.delete(id.hex);
-    const replacement = bucket.replacements.pop();
-    if (replacement === undefined) return undefined;
+    // The freshest replacement whose prefix still has room takes the slot.
+    let pick = bucket.replacements.length - 1;
+    while (pick >= 0) {
+      const prefix = bucket.replacements[pick]!.prefix;
+      if (prefix === undefined || countPrefix(bucket.contacts, prefix) < this.diversity.maxPerPrefix) break;
+      pick--;
+    }
+    if (pick < 0) return undefined;
+    const replacement = bucket.replacements.splice(pick, 1)[0]!;
     bucket.contacts.push(replacement);
     this.index.set(replacement.peer.id.hex, replacement);
     return replacement.peer;
@@ -294,6 +325,18 @@ export class RoutingTable {
       for (const contact of bucket.replacements) {
         if (!inRange(bucket, contact.peer.id.bytes)) throw new Error('replacement outside its bucket range');
         if (this.index.has(contact.peer.id.hex)) throw new Error('a replacement is also a contact');
+      }
+      if (this.diversity.maxPerPrefix > 0) {
+        for (const list of [bucket.contacts, bucket.replacements]) {
+          const seen = new Map<string, number>();
+          for (const contact of list) {
+            if (contact.prefix === undefined) continue;
+            const n = (seen.get(contact.prefix) ?? 0) + 1;
+            seen.set(contact.prefix, n);
+            // An identity that moved keeps its slot, so only new entries are held to the limit.
+            if (n > this.diversity.maxPerPrefix && list === bucket.replacements) throw new Error(`replacement cache holds ${n} > maxPerPrefix from ${contact.prefix}`);
+          }
+        }
       }
     }
     if (count !== this.index.size) throw new Error(`index has ${this.index.size} contacts, buckets ${count}`);
