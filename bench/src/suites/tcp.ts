@@ -38,7 +38,18 @@ const BLOCK = randomBytes(MIB);
 const BLOCKS = Math.ceil(BIG / MIB);
 if (BIG % MIB !== 0) throw new RangeError('BENCH_TCP_BYTES must be a multiple of 1 MiB');
 
-const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
+type GcOptions = { type?: 'major' | 'minor'; execution?: 'sync' | 'async' };
+const gcFunction = (globalThis as { gc?: (options?: GcOptions) => void }).gc;
+/** A full, forced collection (memory baselines). */
+const gc = (): void => gcFunction?.();
+/**
+ * Between timed runs: a major collection that keeps optimised code. A forced `gc()` makes
+ * V8 optimise the hot functions all over again in the next run (--trace-opt: about 60
+ * recompilations per DecCom stream run after `gc()`, none after this), so every run would
+ * be timed with a cold JIT: a cost that grows with how much JavaScript a path runs, not
+ * with the bytes it moves, and that a long-lived node pays once.
+ */
+const collect = (): void => gcFunction?.({ type: 'major', execution: 'sync' });
 const now = (): number => performance.now();
 const mbps = (bytes: number, ms: number): number => bytes / MIB / (ms / 1000);
 
@@ -69,15 +80,25 @@ async function startAll(records: Map<string, PeerRecord>, nodes: DecComNode[]): 
 
 // ---------------------------------------------------------------- memory sampling
 
+/**
+ * Peak memory growth during runs, against a baseline taken once after a full collection.
+ * Runs start after a collection that keeps optimised code ({@link collect}); anything it
+ * leaves behind from earlier runs counts as growth, so the reported peak can only be too
+ * high, never too low.
+ */
 class MemorySampler {
   private timer: ReturnType<typeof setInterval> | undefined;
   private base = { rss: 0, arrayBuffers: 0 };
   peak = { rss: 0, arrayBuffers: 0 };
 
-  start(): void {
+  baseline(): void {
     gc();
     const usage = process.memoryUsage();
     this.base = { rss: usage.rss, arrayBuffers: usage.arrayBuffers };
+  }
+
+  start(): void {
+    collect();
     this.peak = { rss: 0, arrayBuffers: 0 };
     this.timer = setInterval(() => this.sample(), 10);
   }
@@ -414,6 +435,7 @@ async function main(): Promise<void> {
 
   // Streams first, while the heap holds no 1 GiB buffers, so the memory figures are the stream path's.
   const sampler = new MemorySampler();
+  sampler.baseline();
   const stream = { raw: [] as number[], decom: [] as number[], rawMemory: [] as number[], decomMemory: [] as number[], decomRss: [] as number[] };
   let streamBytesOk = true;
   const cpuMs = (since: NodeJS.CpuUsage): number => {
@@ -478,15 +500,15 @@ async function main(): Promise<void> {
   console.log(`  ${MANY_PEERS} peers: connected ${many.connected.join(', ')} in ${many.connectMs.map((ms) => round(ms, 0)).join(', ')} ms`);
 
   // 1 GiB message last (it holds two 1 GiB buffers).
-  gc();
+  collect();
   const payload = bigPayload();
   const message = { raw: [] as number[], decom: [] as number[] };
   let messageIntact = true;
   for (let run = 0; run < RUNS; run++) {
     const raw = await rawMessage(payload, expectedHash);
-    gc();
+    collect();
     const decom = await decomMessage(payload, expectedHash);
-    gc();
+    collect();
     messageIntact &&= raw.intact && decom.intact;
     message.raw.push(mbps(BIG, raw.ms));
     message.decom.push(mbps(BIG, decom.ms));

@@ -16,13 +16,11 @@ import {
   decodeStreamCode,
   decodeStreamId,
   decodeWindow,
-  encodeChunkHeader,
   encodeFrameHeader,
   encodeGoaway,
   encodeMessage,
   encodeStreamCode,
   encodeStreamFrame,
-  encodeWindow,
   FRAME_GOAWAY,
   FRAME_HEADER_LENGTH,
   FRAME_HELLO,
@@ -34,10 +32,14 @@ import {
   FRAME_STREAM_RESET,
   FRAME_WINDOW,
   FrameDecoder,
+  type FrameSink,
   MAX_CHUNK_BYTES,
   RESET_CANCELLED,
   RESET_CLOSING,
   RESET_SOURCE_ERROR,
+  WINDOW_FRAME_LENGTH,
+  writeChunkHeader,
+  writeWindow,
   type Hello,
 } from './wire.js';
 
@@ -125,7 +127,12 @@ type ConnectionState = 'handshake' | 'open' | 'closed';
 
 let sequence = 0;
 
-export class Connection implements IncomingStreamHost {
+/** End of a tick in which `connection` wrote: one module-level function, so no closure per connection. */
+function endOfTick(connection: Connection): void {
+  connection.endOfTick();
+}
+
+export class Connection implements IncomingStreamHost, FrameSink {
   /** Creation order, for telling the newer of two connections. */
   readonly sequence = ++sequence;
   readonly remoteAddress: Address;
@@ -137,6 +144,7 @@ export class Connection implements IncomingStreamHost {
   private sentGoaway = false;
   private receivedGoaway = false;
   private readonly decoder: FrameDecoder;
+  private readonly hot: HotCounters;
   private readonly waiters: Waiter[] = [];
   private waiterHead = 0;
   private readonly outStreams = new Map<number, OutStream>();
@@ -177,10 +185,10 @@ export class Connection implements IncomingStreamHost {
     this.closedPromise = new Promise<void>((resolve) => {
       this.closedResolve = resolve;
     });
-    this.decoder = new FrameDecoder(
-      { maxMessageBytes: host.settings.maxMessageBytes },
-      { frame: (type, body) => this.onFrame(type, body), chunk: (id, data) => this.onChunk(id, data) },
-    );
+    this.hot = host.hot;
+    // The connection is the sink itself: the decoder's calls go to the same prototype
+    // methods on every connection, so their optimised code survives new connections.
+    this.decoder = new FrameDecoder({ maxMessageBytes: host.settings.maxMessageBytes }, this);
     socket.on('data', (data: Buffer) => this.onData(data));
     socket.on('drain', () => this.flush());
     socket.on('error', (error) => {
@@ -224,7 +232,7 @@ export class Connection implements IncomingStreamHost {
 
   private onData(data: Buffer): void {
     if (this.state === 'closed' || this.socket.destroyed) return;
-    this.host.hot.bytesIn += data.byteLength;
+    this.hot.bytesIn += data.byteLength;
     try {
       this.decoder.push(data);
     } catch (error) {
@@ -245,7 +253,8 @@ export class Connection implements IncomingStreamHost {
     throw new WireError('WIRE_MALFORMED', `tcp: ${message}`);
   }
 
-  private onFrame(type: number, body: Uint8Array): void {
+  /** FrameSink: a complete frame other than STREAM_CHUNK. */
+  frame(type: number, body: Uint8Array): void {
     if (this.state === 'closed' || this.socket.destroyed) return;
     if (this.state === 'handshake') {
       if (type !== FRAME_HELLO) this.violation(`expected HELLO, got frame type 0x${type.toString(16)}`);
@@ -266,7 +275,7 @@ export class Connection implements IncomingStreamHost {
     if (this.receivedGoaway && type !== FRAME_WINDOW && type !== FRAME_STREAM_CANCEL && type !== FRAME_STREAM_DONE) this.violation('frame after GOAWAY');
     switch (type) {
       case FRAME_MESSAGE:
-        this.host.hot.messagesIn++;
+        this.hot.messagesIn++;
         this.host.message(this, body);
         return;
       case FRAME_STREAM_OPEN:
@@ -360,18 +369,21 @@ export class Connection implements IncomingStreamHost {
     }
   }
 
-  private onChunk(id: number, data: Uint8Array): void {
+  /** FrameSink: data of a STREAM_CHUNK frame. */
+  chunk(id: number, data: Uint8Array): void {
     if (this.socket.destroyed) return;
     if (this.state !== 'open' || this.receivedGoaway) this.violation('stream data outside an open connection');
     const stream = this.incoming(id);
-    this.host.hot.streamBytesIn += data.byteLength;
+    this.hot.streamBytesIn += data.byteLength;
     if (stream === null) return;
     if (!stream.push(data)) this.violation(`stream ${id} exceeded its window`);
   }
 
   /** IncomingStreamHost: the consumer took data; give the sender more credit. */
   grant(streamId: number, bytes: number): void {
-    if (this.state === 'open' && this.inStreams.get(streamId)) this.writeRaw(encodeWindow(streamId, bytes));
+    if (this.state !== 'open' || !this.inStreams.get(streamId) || this.socket.destroyed || this.socket.writableEnded) return;
+    const at = this.reserve(WINDOW_FRAME_LENGTH); // may replace the stage: take it after
+    writeWindow(this.stage, at, streamId, bytes);
   }
 
   /**
@@ -406,10 +418,11 @@ export class Connection implements IncomingStreamHost {
     if (this.scheduled) return;
     this.scheduled = true;
     this.socket.cork();
-    process.nextTick(this.endOfTick);
+    process.nextTick(endOfTick, this);
   }
 
-  private readonly endOfTick = (): void => {
+  /** Releases the staged bytes and the cork (called once per tick in which this connection wrote). */
+  endOfTick(): void {
     this.scheduled = false;
     this.flushStage();
     // A busy connection keeps its staging buffer for the next tick; a quiet one lets it go.
@@ -420,7 +433,7 @@ export class Connection implements IncomingStreamHost {
     }
     this.tickBytes = 0;
     this.socket.uncork();
-  };
+  }
 
   private flushStage(): void {
     if (this.stageFill === this.stageStart) return;
@@ -519,8 +532,8 @@ export class Connection implements IncomingStreamHost {
   writeMessage(data: Uint8Array): Promise<void> | undefined {
     const peerMax = this.remote!.maxMessageBytes;
     if (data.byteLength > peerMax) throw new MessageTooLargeError(data.byteLength, peerMax, 'peer');
-    this.host.hot.messagesOut++;
-    this.host.hot.bytesOut += FRAME_HEADER_LENGTH + data.byteLength;
+    this.hot.messagesOut++;
+    this.hot.bytesOut += FRAME_HEADER_LENGTH + data.byteLength;
     if (data.byteLength <= STAGE_FRAME_LIMIT && !this.socket.destroyed && !this.socket.writableEnded) {
       const offset = this.reserve(FRAME_HEADER_LENGTH + data.byteLength);
       const stage = this.stage;
@@ -547,7 +560,7 @@ export class Connection implements IncomingStreamHost {
     const id = this.nextStreamId++;
     if (id > 0xffff_ffff) throw new ConnectionError('CONNECTION_CLOSED', 'tcp: stream ids exhausted on this connection');
     this.outStreams.set(id, { id, credit: this.remote!.streamWindow, endWritten: false, acknowledged: false, stop: undefined, wake: undefined });
-    this.host.hot.bytesOut += FRAME_HEADER_LENGTH + 4;
+    this.hot.bytesOut += FRAME_HEADER_LENGTH + 4;
     this.writeRaw(encodeStreamFrame(FRAME_STREAM_OPEN, id));
     return id;
   }
@@ -603,6 +616,17 @@ export class Connection implements IncomingStreamHost {
     });
   }
 
+  /** One STREAM_CHUNK: the header staged, the data handed to the socket as it is (no copy). */
+  private writeChunk(id: number, data: Uint8Array): void {
+    const n = data.byteLength;
+    this.hot.streamBytesOut += n;
+    this.hot.bytesOut += CHUNK_HEADER_LENGTH + n;
+    if (this.socket.destroyed || this.socket.writableEnded) return;
+    const at = this.reserve(CHUNK_HEADER_LENGTH); // may replace the stage: take it after
+    writeChunkHeader(this.stage, at, id, n);
+    this.writeRaw(data);
+  }
+
   /** Sends `source` as stream `id` (opened with {@link openStream}), with credit and admission. */
   async sendStream(id: number, source: ByteSource, signal: AbortSignal | undefined): Promise<void> {
     const stream = this.outStreams.get(id)!;
@@ -621,20 +645,12 @@ export class Connection implements IncomingStreamHost {
           if (stream.credit <= 0 || stream.stop) await this.waitCredit(stream);
           if (stream.stop) throw stream.stop;
           const n = Math.min(chunk.byteLength - offset, stream.credit, STREAM_PIECE_BYTES, MAX_CHUNK_BYTES);
-          const piece = chunk.subarray(offset, offset + n);
+          const piece = n === chunk.byteLength ? chunk : chunk.subarray(offset, offset + n);
           stream.credit -= n;
           offset += n;
-          const queued = this.admit(
-            CHUNK_HEADER_LENGTH + n,
-            () => {
-              this.host.hot.streamBytesOut += n;
-              this.host.hot.bytesOut += CHUNK_HEADER_LENGTH + n;
-              this.writeRaw(encodeChunkHeader(id, n));
-              this.writeRaw(piece);
-            },
-            stream,
-          );
-          if (queued) await queued;
+          // Written at once when there is room (no closure, no promise); else queued in order.
+          if (this.canAdmitNow(CHUNK_HEADER_LENGTH + n)) this.writeChunk(id, piece);
+          else await this.admit(CHUNK_HEADER_LENGTH + n, () => this.writeChunk(id, piece), stream);
         }
       }
       if (stream.stop) throw stream.stop;

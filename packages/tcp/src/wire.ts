@@ -153,8 +153,28 @@ export function encodeMessage(data: Uint8Array): Uint8Array {
 
 /** The header in front of a chunk's data: type, length (4 + data), stream id. */
 export function encodeChunkHeader(streamId: number, dataLength: number): Uint8Array {
-  if (dataLength < 1 || dataLength > MAX_CHUNK_BYTES) throw new RangeError(`chunk of ${dataLength} bytes is out of range`);
-  return new ByteWriter(CHUNK_HEADER_LENGTH).u8(FRAME_STREAM_CHUNK).u32(4 + dataLength).u32(streamId).finish();
+  const out = new Uint8Array(CHUNK_HEADER_LENGTH);
+  writeChunkHeader(out, 0, streamId, dataLength);
+  return out;
+}
+
+/**
+ * Writes the header of {@link encodeChunkHeader} into `target` at `offset` (the stream
+ * hot path: no allocation per chunk). `target` must have {@link CHUNK_HEADER_LENGTH} bytes there.
+ */
+export function writeChunkHeader(target: Uint8Array, offset: number, streamId: number, dataLength: number): void {
+  if (!(dataLength >= 1 && dataLength <= MAX_CHUNK_BYTES)) throw new RangeError(`chunk of ${dataLength} bytes is out of range`);
+  if (offset + CHUNK_HEADER_LENGTH > target.byteLength) throw new RangeError('chunk header does not fit');
+  target[offset] = FRAME_STREAM_CHUNK;
+  writeU32(target, offset + 1, 4 + dataLength);
+  writeU32(target, offset + 5, streamId);
+}
+
+function writeU32(target: Uint8Array, offset: number, value: number): void {
+  target[offset] = value >>> 24;
+  target[offset + 1] = value >>> 16;
+  target[offset + 2] = value >>> 8;
+  target[offset + 3] = value;
 }
 
 /** OPEN, END, DONE: a stream id only. */
@@ -167,9 +187,23 @@ export function encodeStreamCode(type: typeof FRAME_STREAM_RESET | typeof FRAME_
   return new ByteWriter(FRAME_HEADER_LENGTH + 5).u8(type).u32(5).u32(streamId).u8(code).finish();
 }
 
+/** Length of a whole WINDOW frame. */
+export const WINDOW_FRAME_LENGTH = FRAME_HEADER_LENGTH + 8;
+
 export function encodeWindow(streamId: number, increment: number): Uint8Array {
+  const out = new Uint8Array(WINDOW_FRAME_LENGTH);
+  writeWindow(out, 0, streamId, increment);
+  return out;
+}
+
+/** Writes a whole WINDOW frame ({@link WINDOW_FRAME_LENGTH} bytes) into `target` at `offset`. */
+export function writeWindow(target: Uint8Array, offset: number, streamId: number, increment: number): void {
   if (!Number.isInteger(increment) || increment < 1 || increment > MAX_U32) throw new RangeError(`window increment ${increment} is out of range`);
-  return new ByteWriter(FRAME_HEADER_LENGTH + 8).u8(FRAME_WINDOW).u32(8).u32(streamId).u32(increment).finish();
+  if (offset + WINDOW_FRAME_LENGTH > target.byteLength) throw new RangeError('window frame does not fit');
+  target[offset] = FRAME_WINDOW;
+  writeU32(target, offset + 1, 8);
+  writeU32(target, offset + 5, streamId);
+  writeU32(target, offset + 9, increment);
 }
 
 export function encodeGoaway(): Uint8Array {
@@ -283,6 +317,14 @@ export class FrameDecoder {
   push(input: Uint8Array): void {
     if (this.failure) throw this.failure;
     try {
+      const length = input.byteLength;
+      if (this.state === STATE_CHUNK_DATA && length <= this.remaining && length > 0) {
+        // A read that is all chunk data (the common case mid-stream) goes on as it is.
+        this.remaining -= length;
+        if (this.remaining === 0) this.state = STATE_HEADER;
+        this.sink.chunk(this.streamId, input);
+        return;
+      }
       this.run(input);
     } catch (error) {
       this.state = STATE_FAILED;
@@ -364,7 +406,6 @@ export class FrameDecoder {
         }
         case STATE_CHUNK_DATA: {
           const take = Math.min(this.remaining, length - offset);
-          // A read that is all chunk data (the common case mid-stream) goes on as it is.
           const piece = offset === 0 && take === length ? input : input.subarray(offset, offset + take);
           offset += take;
           this.remaining -= take;

@@ -23,6 +23,9 @@ import {
   FrameDecoder,
   MAX_CHUNK_BYTES,
   RESET_SOURCE_ERROR,
+  WINDOW_FRAME_LENGTH,
+  writeChunkHeader,
+  writeWindow,
   type Hello,
 } from '../src/wire.js';
 
@@ -93,6 +96,22 @@ describe('tcp wire', () => {
     const bytes = encodeHello(hello);
     expect(toHex(bytes.subarray(0, 21))).toBe(`01${(bytes.length - 5).toString(16).padStart(8, '0')}44656343` + '0d010000' + '00100000' + '01000000');
     expect(toHex(bytes.subarray(21, 24))).toBe('010505'); // peer record v1, flags string+tcp, 5-byte identity
+  });
+
+  it('writes chunk headers and WINDOW frames in place, byte for byte as encoded, and refuses what does not fit', () => {
+    const target = new Uint8Array(40).fill(0xee);
+    writeChunkHeader(target, 3, 0xfedc_ba98, MAX_CHUNK_BYTES);
+    writeWindow(target, 20, 0x0102_0304, 0xffff_ffff);
+    expect(toHex(target.subarray(3, 12))).toBe(toHex(encodeChunkHeader(0xfedc_ba98, MAX_CHUNK_BYTES)));
+    expect(toHex(target.subarray(20, 20 + WINDOW_FRAME_LENGTH))).toBe(toHex(encodeWindow(0x0102_0304, 0xffff_ffff)));
+    expect(toHex(target.subarray(3, 12))).toBe('04' + (MAX_CHUNK_BYTES + 4).toString(16).padStart(8, '0') + 'fedcba98');
+    // Bytes around what was written are untouched.
+    expect([target[2], target[12], target[19], target[20 + WINDOW_FRAME_LENGTH]]).toEqual([0xee, 0xee, 0xee, 0xee]);
+    expect(() => writeChunkHeader(target, 32, 1, 1)).toThrow(RangeError);
+    expect(() => writeChunkHeader(target, 0, 1, 0)).toThrow(RangeError);
+    expect(() => writeChunkHeader(target, 0, 1, MAX_CHUNK_BYTES + 1)).toThrow(RangeError);
+    expect(() => writeWindow(target, 28, 1, 1)).toThrow(RangeError);
+    expect(() => writeWindow(target, 0, 1, 0)).toThrow(RangeError);
   });
 
   it('round-trips a HELLO', () => {
