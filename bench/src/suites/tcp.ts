@@ -43,11 +43,11 @@ const gcFunction = (globalThis as { gc?: (options?: GcOptions) => void }).gc;
 /** A full, forced collection (memory baselines). */
 const gc = (): void => gcFunction?.();
 /**
- * Between timed runs: a major collection that keeps optimised code. A forced `gc()` makes
- * V8 optimise the hot functions all over again in the next run (--trace-opt: about 60
- * recompilations per DecCom stream run after `gc()`, none after this), so every run would
- * be timed with a cold JIT: a cost that grows with how much JavaScript a path runs, not
- * with the bytes it moves, and that a long-lived node pays once.
+ * Between timed runs: a major collection that keeps optimised code. After a forced `gc()`
+ * V8 optimises the hot functions all over again in the next run (--trace-opt: 25 to 30
+ * recompilations in every DecCom stream run after `gc()`; 0 to 6 once warm after this), so
+ * every run would be timed with a cold JIT: a cost that grows with how much JavaScript a
+ * path runs, not with the bytes it moves, and that a long-lived node pays once.
  */
 const collect = (): void => gcFunction?.({ type: 'major', execution: 'sync' });
 const now = (): number => performance.now();
