@@ -381,7 +381,7 @@ export class FrameDecoder {
         }
         case STATE_BODY: {
           const take = Math.min(this.body.byteLength - this.bodyFill, length - offset);
-          this.body.set(input.subarray(offset, offset + take), this.bodyFill);
+          this.body.set(offset === 0 && take === length ? input : input.subarray(offset, offset + take), this.bodyFill);
           this.bodyFill += take;
           offset += take;
           if (this.bodyFill === this.body.byteLength) {
