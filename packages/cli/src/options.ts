@@ -44,7 +44,7 @@ export function parseCommand(command: string, args: readonly string[], options: 
 function describeParseError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   // parseArgs messages end with a hint about '--' that does not apply here; keep the first sentence.
-  const first = message.split('. ')[0] ?? message;
+  const first = (message.split('\n')[0] ?? message).split('. ')[0] ?? message;
   return first.replace(/\.$/, '');
 }
 

@@ -33,6 +33,7 @@ export function formatSize(bytes: number): string {
 export class Progress {
   private readonly startedAt = performance.now();
   private lastDrawAt = -Infinity;
+  private lastDrawn = -1;
   private nextQuarter = 0.25;
   private done = 0;
   private finished = false;
@@ -51,6 +52,7 @@ export class Progress {
       const now = performance.now();
       if (now - this.lastDrawAt < REDRAW_INTERVAL_MS && this.done < this.total) return;
       this.lastDrawAt = now;
+      this.lastDrawn = this.done;
       this.stream.write(`\r${this.line()}`);
       return;
     }
@@ -64,7 +66,7 @@ export class Progress {
   /** Ends the bar: draws it at its last state and moves to a new line. */
   finish(): void {
     if (this.finished) return;
-    if (this.interactive) this.stream.write(`\r${this.line()}\n`);
+    if (this.interactive) this.stream.write(this.lastDrawn === this.done ? '\n' : `\r${this.line()}\n`);
     this.finished = true;
   }
 
