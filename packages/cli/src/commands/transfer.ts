@@ -157,7 +157,7 @@ export async function sendFileCommand(args: readonly string[], io: CliIo): Promi
     const digest = new Uint8Array(hash.digest());
     const ackTimeoutMs = Math.max(timeoutMs, 15_000);
     let ackTimer: NodeJS.Timeout | undefined;
-    const ack = await Promise.race([acknowledged, new Promise<undefined>((resolve) => (ackTimer = setTimeout(resolve, ackTimeoutMs)))]);
+    const ack = await Promise.race([acknowledged, new Promise<undefined>((resolve) => (ackTimer = setTimeout(() => resolve(undefined), ackTimeoutMs)))]);
     clearTimeout(ackTimer);
     const rate = `${megabytesPerSecond(size, seconds).toFixed(1)} MB/s`;
     if (ack === undefined) {
