@@ -76,7 +76,7 @@ const REFRESHES_PER_CHECK = 8;
  * Evicted contacts remembered for rediscovery, at most, and for how long: a partition
  * longer than an hour, or a peer gone that long, is left to the bootstrap path.
  */
-const MAX_DEPARTED = 256;
+const MAX_DEPARTED = 64;
 const DEPARTED_MEMORY_MS = 3_600_000;
 /** Evicted contacts asked per rediscovery tick (round robin). */
 const REDISCOVERY_PROBES = 3;
@@ -137,8 +137,11 @@ export class KademliaEngine {
   private readonly approving = new Set<string>();
   private readonly rejected = new Map<string, number>();
   private readonly pingingOldest = new Set<string>();
-  /** Evicted contacts, oldest first (see `rediscover`). */
-  private readonly departed = new Map<string, { peer: PeerRecord; at: number }>();
+  /**
+   * Evicted contacts by id hex, in probing order (see `rediscover`): only the address and
+   * the eviction time, not the record, so a churning network does not keep records alive.
+   */
+  private readonly departed = new Map<string, { address: Address; at: number }>();
   private running = false;
   private joinWanted = false;
   private joinReady = false;
@@ -454,7 +457,7 @@ export class KademliaEngine {
     this.ctx.counters.add(`evicted.${reason}`);
     if (this.config.rediscoverIntervalMs > 0) {
       this.departed.delete(id.hex);
-      this.departed.set(id.hex, { peer, at: this.ctx.clock.now() });
+      this.departed.set(id.hex, { address: { host: peer.address.host, port: peer.address.port }, at: this.ctx.clock.now() });
       if (this.departed.size > MAX_DEPARTED) this.departed.delete(this.departed.keys().next().value!);
     }
     this.ctx.counters.set('peers', this.table.size);
@@ -782,7 +785,7 @@ export class KademliaEngine {
     for (const [hex, entry] of this.departed) if (now - entry.at > DEPARTED_MEMORY_MS) this.departed.delete(hex);
     if (this.departed.size === 0) return;
     const ask = encodeMessage({ type: MESSAGE.askId, peer: this.ctx.localPeer() });
-    const probes: [string, { peer: PeerRecord; at: number }][] = [];
+    const probes: [string, { address: Address; at: number }][] = [];
     for (const entry of this.departed) {
       probes.push(entry);
       if (probes.length >= REDISCOVERY_PROBES) break;
@@ -790,10 +793,10 @@ export class KademliaEngine {
     for (const [hex, entry] of probes) {
       // To the back of the queue, keeping its eviction time (so it still ages out).
       this.departed.delete(hex);
-      if (this.table.get(entry.peer.id) !== undefined) continue;
+      if (this.table.get(NodeId.fromHex(hex)) !== undefined) continue;
       this.departed.set(hex, entry);
       this.ctx.counters.add('rediscovery-probes');
-      this.send(entry.peer.address, ask);
+      this.send(entry.address, ask);
     }
   }
 
