@@ -10,6 +10,13 @@ const onSignal = (): void => {
   if (signals > 1) process.exit(130);
   controller.abort();
 };
+// A closed pipe (`deccom ... | head`) stops the command like a signal instead of crashing it.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    controller.abort();
+  });
+}
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
 
