@@ -74,6 +74,16 @@ describe('deccom bootstrap + chat', () => {
     expect(result.stdout).toContain(bobId);
   }, 30_000);
 
+  it('handles lines piped in before it joined, then leaves at the end of input', async () => {
+    const carol = new CliProcess(['chat', '--bootstrap', bootstrapAddress, '--name', 'carol', '--topic', 'room-1']);
+    carol.write('early words from carol');
+    carol.endInput();
+    expect(await carol.exit(), carol.stderr).toBe(0);
+    expect(carol.stdout).toMatch(/^you -> \[room-1\] \(2 of 2 peers\): early words from carol$/m);
+    await alice.waitFor(/^\[room-1\] carol \([0-9a-f]{8}\): early words from carol$/m);
+    await bob.waitFor(/^\[room-1\] carol \([0-9a-f]{8}\): early words from carol$/m);
+  }, 30_000);
+
   it('a chat leaves at end of input; the others stop cleanly on SIGTERM / SIGINT with exit code 0', async () => {
     alice.endInput();
     expect(await alice.exit()).toBe(0);

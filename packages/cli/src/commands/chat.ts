@@ -26,6 +26,7 @@ import {
 
 const MAX_NAME_LENGTH = 32;
 const MAX_TOPIC_LENGTH = 64;
+const TOPIC_CONNECT_TIMEOUT_MS = 3000;
 
 /** The chat message on the wire: UTF-8 JSON in one encrypted datagram. */
 interface ChatMessage {
@@ -117,6 +118,9 @@ export async function chatCommand(args: readonly string[], io: CliIo): Promise<n
 
   await node.start();
   const rl = createInterface({ input: io.stdin, terminal: false });
+  // Iterate from now on: lines piped in while the node joins are buffered, not lost
+  // (readline emits them at once, and an iterator created later would miss them).
+  const lines = rl[Symbol.asyncIterator]();
   try {
     out(`id       ${node.id.hex}`);
     out(`address  ${at(node.localAddress())}`);
@@ -131,11 +135,15 @@ export async function chatCommand(args: readonly string[], io: CliIo): Promise<n
       return [...topicPeers.values()];
     };
 
+    // Announcements outlive a peer that left (until their TTL), so a silent topic peer
+    // should not hold a message up for long.
+    const connectTimeoutMs = Math.min(timeoutMs, TOPIC_CONNECT_TIMEOUT_MS);
+
     /** Opens (or reuses) the Noise session first, so the datagram leaves now, sealed, to the identity we meant. */
     const deliver = async (peer: PeerRecord, message: ChatMessage): Promise<void> => {
       const bytes = encodeChat(message);
       if (bytes.byteLength > node.maxDatagramSize()) throw new UsageError(`message too long: ${bytes.byteLength} bytes encoded, at most ${node.maxDatagramSize()}`);
-      await node.secureConnect(peer.address, { expectedId: peer.id, timeoutMs });
+      await node.secureConnect(peer.address, { expectedId: peer.id, timeoutMs: connectTimeoutMs });
       node.sendDatagram(peer.address, bytes);
       sent += 1;
     };
@@ -227,7 +235,6 @@ export async function chatCommand(args: readonly string[], io: CliIo): Promise<n
       if (io.signal.aborted) resolve('signal');
       else io.signal.addEventListener('abort', () => resolve('signal'), { once: true });
     });
-    const lines = rl[Symbol.asyncIterator]();
     for (;;) {
       const next = await Promise.race([lines.next(), stop]);
       if (next === 'signal') break;
