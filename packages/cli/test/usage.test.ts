@@ -19,7 +19,7 @@ describe('deccom command line', () => {
 
   it('is built', () => expect(built(), 'build @deccom/cli first (the root `test` command does)').toBe(true));
 
-  it.each([
+  it.concurrent.each([
     [['chat', '--bootstrap', '127.0.0.1:7000', '--bogus'], /^deccom chat: Unknown option '--bogus'$/m],
     [['bootstrap', '--port', '99999'], /^deccom bootstrap: --port must be a port number 0\.\.65535, got '99999'$/m],
     [['bootstrap', '--port'], /^deccom bootstrap: Option '--port <value>' argument missing$/m],
@@ -64,6 +64,17 @@ describe('deccom command line', () => {
       expect(Date.now() - startedAt).toBeLessThan(20_000); // bounded: it gives up, it does not hang
     }
   }, 60_000);
+
+  it('a bootstrap node of another --noise mode admits nobody: exit code 3 naming the cause', async () => {
+    const bootstrap = new CliProcess(['bootstrap', '--port', '0']);
+    const address = (await bootstrap.waitFor(/^address +(127\.0\.0\.1:\d+)$/m))[1]!;
+    await bootstrap.waitFor(/^running/m);
+    const result = await runCli(['status', '--bootstrap', address, '--noise', 'sign-only', '--timeout', '2']);
+    expect(result.code).toBe(3);
+    expect(result.stderr).toContain('the bootstrap node answered pings but admitted no peer within 2 s: it must run a DecCom node with the same --noise mode');
+    bootstrap.signal('SIGTERM');
+    expect(await bootstrap.exit()).toBe(0);
+  }, 30_000);
 
   it('describe prints the Mermaid diagram of a stack', async () => {
     const result = await runCli(['describe', '--stack', 'receive']);
