@@ -97,6 +97,7 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_STREAM_WINDOW_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_MAX_INCOMING_STREAMS = 16;
 export const DEFAULT_MAX_CONNECTIONS = 1024;
+export const DEFAULT_MAX_INTRODUCING_PER_HOST = 64;
 export const DEFAULT_MAX_PENDING_BYTES_PER_PEER = 8 * 1024 * 1024;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 export const DEFAULT_SEND_TIMEOUT_MS = 30_000;
@@ -124,6 +125,13 @@ export interface TcpOptions {
   maxIncomingStreams?: number;
   /** TCP connections at once, both directions, including ones being introduced. Default 1024. */
   maxConnections?: number;
+  /**
+   * Incoming connections from one IP host that have not finished introducing themselves,
+   * at most; more from that host are closed at once (`refused.introducing-per-host`). A
+   * slow-loris peer (connects, then dribbles bytes or nothing) otherwise holds a slot for
+   * `connectTimeoutMs` each and can fill `maxConnections`. Default 64.
+   */
+  maxIntroducingPerHost?: number;
   /** Bytes written to a peer's connection and not yet taken by the OS before sends wait. Default 8 MiB. */
   maxPendingBytesPerPeer?: number;
   /** TCP connect plus introduction. Default 5000 ms. */
@@ -196,6 +204,7 @@ export function tcp(options: TcpOptions = {}) {
     closeTimeoutMs: checkInteger(options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS, 1, 2 ** 31 - 1, 'closeTimeoutMs'),
   };
   const maxConnections = checkInteger(options.maxConnections ?? DEFAULT_MAX_CONNECTIONS, 1, 1_000_000, 'maxConnections');
+  const maxIntroducingPerHost = checkInteger(options.maxIntroducingPerHost ?? DEFAULT_MAX_INTRODUCING_PER_HOST, 1, 1_000_000, 'maxIntroducingPerHost');
   const sendTimeoutMs = checkInteger(options.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS, 1, 2 ** 31 - 1, 'sendTimeoutMs');
   const dialAttempts = checkInteger(options.dialAttempts ?? DEFAULT_DIAL_ATTEMPTS, 1, 1_000_000, 'dialAttempts');
   const reconnectDelayMs = checkInteger(options.reconnectDelayMs ?? DEFAULT_RECONNECT_DELAY_MS, 1, 2 ** 31 - 1, 'reconnectDelayMs');
@@ -562,9 +571,25 @@ export function tcp(options: TcpOptions = {}) {
           socket.destroy();
           return;
         }
+        const remoteHost = socket.remoteAddress ?? '';
+        const introducing = introducingByHost.get(remoteHost) ?? 0;
+        if (introducing >= maxIntroducingPerHost) {
+          ctx.counters.add('refused.introducing-per-host');
+          socket.destroy();
+          return;
+        }
+        introducingByHost.set(remoteHost, introducing + 1);
         ctx.counters.add('connections-in');
-        register(socket, false, undefined);
+        const connection = register(socket, false, undefined);
+        const introduced = (): void => {
+          const left = (introducingByHost.get(remoteHost) ?? 1) - 1;
+          if (left <= 0) introducingByHost.delete(remoteHost);
+          else introducingByHost.set(remoteHost, left);
+        };
+        connection.ready.then(introduced, introduced);
       };
+      /** Incoming connections per remote host still introducing themselves (see maxIntroducingPerHost). */
+      const introducingByHost = new Map<string, number>();
 
       return {
         start: () =>
