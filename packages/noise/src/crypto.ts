@@ -52,6 +52,25 @@ export interface AeadFunctions {
   sealInto(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): void;
   /** The plaintext, or undefined when authentication fails. */
   open(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | undefined;
+  /**
+   * Like {@link seal}, returning the ciphertext and the tag apart, so a large message is
+   * never copied to join them (streams hand both to the socket as they are). Optional:
+   * {@link CipherState} falls back to {@link seal}.
+   */
+  sealParts?(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array): SealedParts;
+  /**
+   * Opens a message whose ciphertext arrived in `pieces` (in order) with its `tag` apart,
+   * without joining them first: the plaintext in pieces, or undefined when authentication
+   * fails (then nothing of the plaintext may be used). Optional: {@link CipherState} falls
+   * back to {@link open}.
+   */
+  openParts?(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, pieces: readonly Uint8Array[], tag: Uint8Array): Uint8Array[] | undefined;
+}
+
+/** A sealed message as two arrays: the ciphertext (as long as the plaintext) and the 16-byte tag. */
+export interface SealedParts {
+  readonly ciphertext: Uint8Array;
+  readonly tag: Uint8Array;
 }
 
 /** Noise section 4.3. */
@@ -149,7 +168,34 @@ function nobleAead(name: CipherName): AeadFunctions {
         return undefined;
       }
     },
+    sealParts: (key, nonce, ad, plaintext) => {
+      checkAead(key, nonce);
+      const sealed = make(key, nonce, ad).encrypt(plaintext);
+      return { ciphertext: sealed.subarray(0, plaintext.length), tag: sealed.subarray(plaintext.length) };
+    },
+    openParts: (key, nonce, ad, pieces, tag) => {
+      checkAead(key, nonce);
+      if (tag.length !== AEAD_TAG_LENGTH) return undefined;
+      const sealed = joinBytes([...pieces, tag]);
+      try {
+        return [make(key, nonce, ad).decrypt(sealed)];
+      } catch {
+        return undefined;
+      }
+    },
   };
+}
+
+function joinBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
 }
 
 function nobleHash(name: HashName): HashFunctions {
@@ -253,21 +299,22 @@ function nodeDh(nodeCrypto: NodeCrypto, name: DhName): DhFunctions {
   };
   // Key generation is a third of a handshake's main-thread time; the pool moves it to the
   // thread pool. Each pooled pair is handed out once. Refilling starts on first use only
-  // (nothing runs at import) and stops when the pool is full.
+  // (nothing runs at import) and stops when the pool is full. The pair comes back as
+  // KeyObjects: asking the job for a DER-encoded public key as well nearly triples its
+  // cost (OpenSSL's encoder), while exporting the raw key as JWK here takes ~1 us.
   const pool: NodeKeyPair[] = [];
   let inFlight = 0;
   const refill = (): void => {
     if (inFlight >= EPHEMERAL_JOBS || pool.length + inFlight >= EPHEMERAL_POOL_SIZE) return;
     inFlight++;
-    const done = (error: Error | null, publicKey: Buffer, privateKey: KeyObject): void => {
+    const done = (error: Error | null, publicKey: KeyObject, privateKey: KeyObject): void => {
       inFlight--;
       if (error) return;
-      pool.push({ privateKey, publicKey: new Uint8Array(publicKey.subarray(publicKey.length - length)) });
+      pool.push({ privateKey, publicKey: rawPublic(publicKey) });
       refill();
     };
-    const encoding = { publicKeyEncoding: { type: 'spki', format: 'der' } } as const;
-    if (type === 'x25519') nodeCrypto.generateKeyPair('x25519', encoding, (error, publicKey, privateKey) => done(error, publicKey as unknown as Buffer, privateKey as unknown as KeyObject));
-    else nodeCrypto.generateKeyPair('x448', encoding, (error, publicKey, privateKey) => done(error, publicKey as unknown as Buffer, privateKey as unknown as KeyObject));
+    if (type === 'x25519') nodeCrypto.generateKeyPair('x25519', undefined, done);
+    else nodeCrypto.generateKeyPair('x448', undefined, done);
   };
   return {
     name,
@@ -343,6 +390,34 @@ function nodeAead(nodeCrypto: NodeCrypto, name: CipherName): AeadFunctions {
         return undefined;
       }
     },
+    sealParts: (key, nonce, ad, plaintext) => {
+      checkAead(key, nonce);
+      const cipher = nodeCrypto.createCipheriv(algorithm as 'chacha20-poly1305', key, nonce, { authTagLength: AEAD_TAG_LENGTH });
+      if (ad.length > 0) cipher.setAAD(ad, { plaintextLength: plaintext.length });
+      // The output of update() is the ciphertext itself: no copy into a joined buffer.
+      const body = plaintext.length > 0 ? cipher.update(plaintext) : EMPTY;
+      const tail = cipher.final();
+      const ciphertext = tail.length === 0 ? body : Buffer.concat([body, tail]);
+      return { ciphertext, tag: cipher.getAuthTag() };
+    },
+    openParts: (key, nonce, ad, pieces, tag) => {
+      checkAead(key, nonce);
+      if (tag.length !== AEAD_TAG_LENGTH) return undefined;
+      let bodyLength = 0;
+      for (const piece of pieces) bodyLength += piece.length;
+      const decipher = nodeCrypto.createDecipheriv(algorithm as 'chacha20-poly1305', key, nonce, { authTagLength: AEAD_TAG_LENGTH });
+      decipher.setAuthTag(tag);
+      if (ad.length > 0) decipher.setAAD(ad, { plaintextLength: bodyLength });
+      const plain: Uint8Array[] = [];
+      try {
+        for (const piece of pieces) if (piece.length > 0) plain.push(decipher.update(piece));
+        const tail = decipher.final();
+        if (tail.length > 0) plain.push(tail);
+        return plain;
+      } catch {
+        return undefined;
+      }
+    },
   };
 }
 
@@ -353,22 +428,67 @@ const NODE_HASH: Record<HashName, { algorithm: string; length: number; blockLeng
   BLAKE2b: { algorithm: 'blake2b512', length: 64, blockLength: 128 },
 };
 
+/** Inputs up to this size are hashed in one call from a scratch buffer (handshake fields are far smaller). */
+const ONE_SHOT_BYTES = 2048;
+
 function nodeHash(nodeCrypto: NodeCrypto, name: HashName): HashFunctions {
   const { algorithm, length, blockLength } = NODE_HASH[name];
   const view = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  const streamingHash = (parts: Uint8Array[]): Uint8Array => {
+    const h = nodeCrypto.createHash(algorithm);
+    for (const part of parts) h.update(part);
+    return view(h.digest());
+  };
+  const streamingHmac = (key: Uint8Array, parts: Uint8Array[]): Uint8Array => {
+    const h = nodeCrypto.createHmac(algorithm, key);
+    for (const part of parts) h.update(part);
+    return view(h.digest());
+  };
+  // crypto.hash() (Node >= 20.12) hashes without building a Hash object: a handshake makes
+  // ~40 hash and HMAC calls, and each object costs an OpenSSL fetch, a native wrapper and
+  // work for the garbage collector. HMAC (RFC 2104) is then two such calls.
+  const oneShot = typeof nodeCrypto.hash === 'function' ? nodeCrypto.hash : undefined;
+  if (oneShot === undefined) return { name, length, blockLength, hash: (...parts) => streamingHash(parts), hmac: (key, ...parts) => streamingHmac(key, parts) };
+  const inner = Buffer.alloc(blockLength + ONE_SHOT_BYTES);
+  const outer = Buffer.alloc(blockLength + length);
   return {
     name,
     length,
     blockLength,
     hash: (...parts) => {
-      const h = nodeCrypto.createHash(algorithm);
-      for (const part of parts) h.update(part);
-      return view(h.digest());
+      let total = 0;
+      for (const part of parts) total += part.length;
+      if (total > ONE_SHOT_BYTES) return streamingHash(parts);
+      if (parts.length === 1) return view(oneShot(algorithm, parts[0]!, 'buffer'));
+      let offset = 0;
+      for (const part of parts) {
+        inner.set(part, offset);
+        offset += part.length;
+      }
+      const digest = oneShot(algorithm, inner.subarray(0, total), 'buffer');
+      inner.fill(0, 0, total);
+      return view(digest);
     },
     hmac: (key, ...parts) => {
-      const h = nodeCrypto.createHmac(algorithm, key);
-      for (const part of parts) h.update(part);
-      return view(h.digest());
+      let total = 0;
+      for (const part of parts) total += part.length;
+      if (key.length > blockLength || total > ONE_SHOT_BYTES) return streamingHmac(key, parts);
+      for (let i = 0; i < blockLength; i++) {
+        const k = i < key.length ? key[i]! : 0;
+        inner[i] = k ^ 0x36;
+        outer[i] = k ^ 0x5c;
+      }
+      let offset = blockLength;
+      for (const part of parts) {
+        inner.set(part, offset);
+        offset += part.length;
+      }
+      outer.set(oneShot(algorithm, inner.subarray(0, offset), 'buffer'), blockLength);
+      const digest = oneShot(algorithm, outer, 'buffer');
+      // Key material does not linger in the scratch buffers.
+      inner.fill(0, 0, offset);
+      outer.fill(0);
+      return view(digest);
     },
   };
 }

@@ -3,7 +3,7 @@
  * SymmetricState and HandshakeState. Pure: no I/O, no timers. The layers in this package
  * put them on the wire; anyone can use them directly for their own transport.
  */
-import { defaultNoiseCrypto, AEAD_TAG_LENGTH, type AeadFunctions, type DhFunctions, type DhKeyPair, type HashFunctions, type NoiseCrypto } from './crypto.js';
+import { defaultNoiseCrypto, AEAD_TAG_LENGTH, type AeadFunctions, type DhFunctions, type DhKeyPair, type HashFunctions, type NoiseCrypto, type SealedParts } from './crypto.js';
 import { NoiseError } from './errors.js';
 import { parseProtocolName, type HandshakePattern, type ProtocolName, type Token } from './patterns.js';
 
@@ -103,11 +103,43 @@ export class CipherState {
     this.aead.sealInto(this.key, this.nonceFor(nonce), ad, plaintext, out, offset);
   }
 
+  /** {@link encryptAt} returning ciphertext and tag apart (no copy to join them). */
+  encryptAtParts(nonce: number, ad: Uint8Array, plaintext: Uint8Array): SealedParts {
+    if (this.key === undefined) throw new NoiseError('HANDSHAKE_STATE', 'cipher state has no key');
+    if (!Number.isSafeInteger(nonce) || nonce < 0) throw new RangeError(`nonce must be a safe non-negative integer, got ${nonce}`);
+    const aead = this.aead;
+    if (aead.sealParts) return aead.sealParts(this.key, this.nonceFor(nonce), ad, plaintext);
+    const sealed = aead.seal(this.key, this.nonceFor(nonce), ad, plaintext);
+    return { ciphertext: sealed.subarray(0, plaintext.length), tag: sealed.subarray(plaintext.length) };
+  }
+
   /** Decrypts with an explicit nonce; undefined when authentication fails. */
   decryptAt(nonce: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array | undefined {
     if (this.key === undefined) throw new NoiseError('HANDSHAKE_STATE', 'cipher state has no key');
     if (!Number.isSafeInteger(nonce) || nonce < 0) return undefined;
     return this.aead.open(this.key, this.nonceFor(nonce), ad, ciphertext);
+  }
+
+  /**
+   * {@link decryptAt} of a ciphertext that arrived in `pieces`, its tag apart: the plaintext
+   * in pieces, or undefined when authentication fails.
+   */
+  decryptAtParts(nonce: number, ad: Uint8Array, pieces: readonly Uint8Array[], tag: Uint8Array): Uint8Array[] | undefined {
+    if (this.key === undefined) throw new NoiseError('HANDSHAKE_STATE', 'cipher state has no key');
+    if (!Number.isSafeInteger(nonce) || nonce < 0) return undefined;
+    const aead = this.aead;
+    if (aead.openParts) return aead.openParts(this.key, this.nonceFor(nonce), ad, pieces, tag);
+    let length = tag.length;
+    for (const piece of pieces) length += piece.length;
+    const sealed = new Uint8Array(length);
+    let offset = 0;
+    for (const piece of pieces) {
+      sealed.set(piece, offset);
+      offset += piece.length;
+    }
+    sealed.set(tag, offset);
+    const plain = aead.open(this.key, this.nonceFor(nonce), ad, sealed);
+    return plain === undefined ? undefined : [plain];
   }
 
   /** Rekey() (section 4.2): k = first 32 bytes of ENCRYPT(k, 2^64-1, empty, zeros). The nonce is kept. */

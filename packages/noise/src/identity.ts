@@ -74,8 +74,6 @@ function loadNodeCrypto(): NodeCrypto | undefined {
   return nodeCrypto;
 }
 
-// SPKI prefix of a raw Ed25519 public key (RFC 8410 section 4).
-const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const edKeys = new Map<string, KeyObject>();
 
 /**
@@ -90,11 +88,12 @@ export async function verifyIdentityProofAsync(payload: Uint8Array, remoteStatic
   const node = loadNodeCrypto();
   if (node === undefined) return verifyIdentityProof(payload, remoteStaticKey, expectedId);
   const proof = decodeProof(payload);
-  const keyText = Buffer.from(proof.publicKey).toString('base64');
+  const keyText = Buffer.from(proof.publicKey).toString('base64url');
   let publicKey = edKeys.get(keyText);
   if (publicKey === undefined) {
     try {
-      publicKey = node.createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, proof.publicKey]), format: 'der', type: 'spki' });
+      // A raw key imports as JWK in ~10 us; through DER (OpenSSL's decoders) in ~100 us.
+      publicKey = node.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: keyText }, format: 'jwk' });
     } catch (cause) {
       throw new NoiseError('BAD_IDENTITY_PROOF', 'the identity key is not a valid Ed25519 key', { cause });
     }

@@ -46,6 +46,7 @@ export {
   type DhFunctions,
   type DhKeyPair,
   type AeadFunctions,
+  type SealedParts,
   type HashFunctions,
   type DhName,
   type CipherName,
@@ -80,5 +81,7 @@ export {
   decodeSealedMessage,
   decodeStreamHeader,
   decodeStreamFrame,
+  decodeStreamFrameHeader,
+  type StreamFrameHeader,
   type IdentityProof,
 } from './wire.js';

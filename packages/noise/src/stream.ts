@@ -33,9 +33,8 @@ import { createIdentityProof, verifyIdentityProofAsync } from './identity.js';
 import { parseProtocolName } from './patterns.js';
 import { ReplayWindow, REPLAY_WINDOW } from './replay.js';
 import {
-  checkStreamFrameLength,
   decodeSealedMessage,
-  decodeStreamFrame,
+  decodeStreamFrameHeader,
   decodeStreamHeader,
   SEALED_HEADER_LENGTH,
   STREAM_FLAG_END,
@@ -142,6 +141,8 @@ interface Pending {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Stream frames up to this size are sealed into one array (the copy is cheaper than handing down three). */
+const COPY_FRAME_BYTES = 16 * 1024;
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
@@ -464,115 +465,130 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         }
       };
 
-      /** Decrypts one incoming stream; throws NoiseError when it is tampered with or cut short. */
+      /**
+       * The plaintext pieces of one frame's sealed bytes (ciphertext in `pieces`, `tag`
+       * apart), or undefined when it does not authenticate. Nothing is joined or copied in
+       * encrypt mode: the pieces are views of what the transport delivered.
+       */
+      const openFrame = (session: StreamSession, counter: number, ad: Uint8Array, pieces: Uint8Array[], tag: Uint8Array): Uint8Array[] | undefined => {
+        const candidate = session.receive.candidate(counter);
+        if (!candidate) return undefined;
+        const { cipher, epoch } = candidate;
+        let plain: Uint8Array[] | undefined;
+        if (mode === 'encrypt') plain = cipher.decryptAtParts(counter, ad, pieces, tag);
+        else {
+          let bodyLength = 0;
+          for (const piece of pieces) bodyLength += piece.length;
+          const authenticated = new Uint8Array(ad.length + bodyLength);
+          authenticated.set(ad);
+          let offset = ad.length;
+          for (const piece of pieces) {
+            authenticated.set(piece, offset);
+            offset += piece.length;
+          }
+          plain = cipher.decryptAt(counter, authenticated, tag) === undefined ? undefined : [authenticated.subarray(ad.length)];
+        }
+        // Only an authenticated message moves the keys on.
+        if (plain !== undefined) session.receive.commit(epoch, cipher);
+        return plain;
+      };
+
+      /**
+       * Decrypts one incoming stream; throws NoiseError when it is tampered with or cut
+       * short. The bytes are parsed as they come: headers and tags (a few bytes) are
+       * gathered across chunks, the ciphertext is kept as views of the chunks and opened in
+       * place once its tag is in, and a frame's plaintext is released only after its tag
+       * verified.
+       */
       async function* openStream(source: AsyncIterable<Uint8Array>, from: NodeId): AsyncGenerator<Uint8Array> {
-        const chunks: Uint8Array[] = [];
-        let buffered = 0;
-        const take = (n: number): Uint8Array => {
-          const head = chunks[0]!;
-          if (head.length >= n) {
-            // The whole frame is in one chunk: a view, no copy.
-            if (head.length === n) chunks.shift();
-            else chunks[0] = head.subarray(n);
-            buffered -= n;
-            return head.subarray(0, n);
-          }
-          const out = new Uint8Array(n);
-          let filled = 0;
-          while (filled < n) {
-            const head = chunks[0]!;
-            const need = n - filled;
-            if (head.length <= need) {
-              out.set(head, filled);
-              filled += head.length;
-              chunks.shift();
-            } else {
-              out.set(head.subarray(0, need), filled);
-              chunks[0] = head.subarray(need);
-              filled += need;
-            }
-          }
-          buffered -= n;
-          return out;
-        };
-        const peek32 = (): number => {
-          const bytes = chunks[0]!.length >= 4 ? chunks[0]!.subarray(0, 4) : take4Copy();
-          return new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0);
-        };
-        const take4Copy = (): Uint8Array => {
-          const out = new Uint8Array(4);
-          let filled = 0;
-          for (const chunk of chunks) {
-            const n = Math.min(4 - filled, chunk.length);
-            out.set(chunk.subarray(0, n), filled);
-            filled += n;
-            if (filled === 4) break;
-          }
-          return out;
-        };
+        const PHASE_STREAM_HEADER = 0;
+        const PHASE_FRAME_HEADER = 1;
+        const PHASE_BODY = 2;
+        const PHASE_TAG = 3;
+        const PHASE_ENDED = 4;
+        let phase = PHASE_STREAM_HEADER;
+        // Small fields (stream header, frame header, tag) gathered here across chunks.
+        const scratch = new Uint8Array(Math.max(STREAM_HEADER_LENGTH, STREAM_FRAME_HEADER_LENGTH, TAG_LENGTH));
+        let scratchFill = 0;
         let session: StreamSession | undefined = sessions.get(from.hex);
-        let ad: Uint8Array | undefined;
+        const ad = new Uint8Array(STREAM_HEADER_LENGTH + 1);
         let lastCounter = -1;
-        let ended = false;
+        let flags = 0;
+        let counter = 0;
+        let bodyLeft = 0;
+        let pieces: Uint8Array[] = [];
         const fail = (reason: string, message: string): never => {
           counters.drop(reason);
           throw new NoiseError('DECRYPT_FAILED', `noise-stream from ${from.short}: ${message}`);
         };
         for await (const chunk of source) {
-          if (chunk.length === 0) continue;
-          chunks.push(chunk);
-          buffered += chunk.length;
-          for (;;) {
-            if (ad === undefined) {
-              if (buffered < STREAM_HEADER_LENGTH) break;
-              const header = take(STREAM_HEADER_LENGTH);
+          let offset = 0;
+          const length = chunk.length;
+          while (offset < length) {
+            if (phase === PHASE_BODY) {
+              const n = Math.min(bodyLeft, length - offset);
+              pieces.push(offset === 0 && n === length ? chunk : chunk.subarray(offset, offset + n));
+              offset += n;
+              bodyLeft -= n;
+              if (bodyLeft === 0) phase = PHASE_TAG;
+              continue;
+            }
+            if (phase === PHASE_ENDED) fail('trailing-bytes', 'data after the end frame');
+            const want = phase === PHASE_STREAM_HEADER ? STREAM_HEADER_LENGTH : phase === PHASE_FRAME_HEADER ? STREAM_FRAME_HEADER_LENGTH : TAG_LENGTH;
+            const n = Math.min(want - scratchFill, length - offset);
+            scratch.set(chunk.subarray(offset, offset + n), scratchFill);
+            scratchFill += n;
+            offset += n;
+            if (scratchFill < want) continue;
+            scratchFill = 0;
+            if (phase === PHASE_STREAM_HEADER) {
               let streamId: Uint8Array;
               try {
-                streamId = decodeStreamHeader(header);
+                streamId = decodeStreamHeader(scratch.subarray(0, STREAM_HEADER_LENGTH));
               } catch (error) {
                 return fail(dropReason(error), error instanceof Error ? error.message : 'bad stream header');
               }
               // Each frame's associated data: magic, the stream id, then the frame flags.
-              ad = new Uint8Array(STREAM_HEADER_LENGTH + 1);
               ad[0] = STREAM_MAGIC;
               ad.set(streamId, 1);
               session ??= sessions.get(from.hex) ?? (await pending.get(from.hex)?.promise.catch(() => undefined));
               if (!session) fail('no-session', 'no session');
-              continue;
+              phase = PHASE_FRAME_HEADER;
+            } else if (phase === PHASE_FRAME_HEADER) {
+              let header: { length: number; flags: number; counter: number };
+              try {
+                header = decodeStreamFrameHeader(scratch.subarray(0, STREAM_FRAME_HEADER_LENGTH));
+              } catch (error) {
+                return fail(dropReason(error), error instanceof Error ? error.message : 'bad frame');
+              }
+              flags = header.flags;
+              counter = header.counter;
+              bodyLeft = header.length - 1 - 8 - TAG_LENGTH;
+              pieces = [];
+              phase = bodyLeft > 0 ? PHASE_BODY : PHASE_TAG;
+            } else {
+              // The tag is in: the whole frame is here.
+              if (counter <= lastCounter) fail('replayed', 'frames out of order');
+              if (session!.replay.check(counter) !== 'ok') fail('replayed', 'frame replayed');
+              ad[STREAM_HEADER_LENGTH] = flags;
+              const plain = openFrame(session!, counter, ad, pieces, scratch.subarray(0, TAG_LENGTH));
+              pieces = [];
+              if (plain === undefined) fail('tampered', 'frame authentication failed');
+              session!.replay.accept(counter);
+              lastCounter = counter;
+              if (flags & STREAM_FLAG_END) {
+                phase = PHASE_ENDED;
+                continue;
+              }
+              phase = PHASE_FRAME_HEADER;
+              for (const piece of plain!) {
+                hot.bytesIn += piece.length;
+                if (piece.length > 0) yield piece;
+              }
             }
-            if (buffered < 4) break;
-            const length = peek32();
-            try {
-              checkStreamFrameLength(length);
-            } catch (error) {
-              return fail(dropReason(error), `frame length ${length}`);
-            }
-            if (buffered < 4 + length) break;
-            const frame = take(4 + length);
-            if (ended) fail('trailing-bytes', 'data after the end frame');
-            let decoded: { flags: number; counter: number; sealed: Uint8Array };
-            try {
-              decoded = decodeStreamFrame(frame);
-            } catch (error) {
-              return fail(dropReason(error), error instanceof Error ? error.message : 'bad frame');
-            }
-            const { flags, counter } = decoded;
-            if (counter <= lastCounter) fail('replayed', 'frames out of order');
-            if (session!.replay.check(counter) !== 'ok') fail('replayed', 'frame replayed');
-            ad[STREAM_HEADER_LENGTH] = flags;
-            const plain = open(session!, counter, ad, decoded.sealed);
-            if (plain === undefined) fail('tampered', 'frame authentication failed');
-            session!.replay.accept(counter);
-            lastCounter = counter;
-            if (flags & STREAM_FLAG_END) {
-              ended = true;
-              continue;
-            }
-            hot.bytesIn += plain!.length;
-            if (plain!.length > 0) yield plain!;
           }
         }
-        if (!ended) fail('truncated', 'the stream ended without its end frame');
+        if (phase !== PHASE_ENDED) fail('truncated', 'the stream ended without its end frame');
         counters.add('streams-in');
       }
 
@@ -609,6 +625,12 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         await ctx.below.sendMessage(to, out, sendOptions);
       };
 
+      /**
+       * Seals a stream into frames of at most {@link STREAM_FRAME_PLAINTEXT} bytes. A small
+       * frame goes down as one array; a large one as its header, its ciphertext as the
+       * cipher produced it (never copied) and its tag, which travels with the next frame's
+       * header when the same source chunk has more (never held back past the chunk).
+       */
       async function* sealStream(session: StreamSession, source: ByteSource): AsyncGenerator<Uint8Array> {
         const ad = new Uint8Array(STREAM_HEADER_LENGTH + 1);
         ad[0] = STREAM_MAGIC;
@@ -623,11 +645,28 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           return out;
         };
         for await (const chunk of source as AsyncIterable<Uint8Array>) {
+          let tag: Uint8Array | undefined;
           for (let offset = 0; offset < chunk.length; offset += STREAM_FRAME_PLAINTEXT) {
             const piece = chunk.subarray(offset, Math.min(chunk.length, offset + STREAM_FRAME_PLAINTEXT));
             hot.bytesOut += piece.length;
-            yield frame(piece, 0);
+            if (mode !== 'encrypt' || piece.length <= COPY_FRAME_BYTES) {
+              if (tag) yield tag;
+              tag = undefined;
+              yield frame(piece, 0);
+              continue;
+            }
+            const counter = session.sendCounter++;
+            const before = tag ? TAG_LENGTH : 0;
+            const head = new Uint8Array(before + STREAM_FRAME_HEADER_LENGTH);
+            if (tag) head.set(tag);
+            writeStreamFrameHeader(head.subarray(before), piece.length, 0, counter);
+            ad[STREAM_HEADER_LENGTH] = 0;
+            const sealed = session.send.forSend(counter).encryptAtParts(counter, ad, piece);
+            yield head;
+            yield sealed.ciphertext;
+            tag = sealed.tag;
           }
+          if (tag) yield tag;
         }
         yield frame(EMPTY, STREAM_FLAG_END);
         counters.add('streams-out');

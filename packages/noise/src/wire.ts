@@ -218,8 +218,11 @@ export const STREAM_MAGIC = 0x05;
 export const STREAM_HEADER_LENGTH = 1 + 8;
 /** A stream frame: length u32 (of what follows), flags u8, counter u64, sealed bytes. */
 export const STREAM_FRAME_HEADER_LENGTH = 4 + 1 + 8;
-/** Plaintext bytes per stream frame at most. */
-export const STREAM_FRAME_PLAINTEXT = 256 * 1024;
+/**
+ * Plaintext bytes per stream frame at most: a frame's sealed part (ciphertext and tag) is
+ * then at most 65,535 bytes, the Noise maximum message length (section 3).
+ */
+export const STREAM_FRAME_PLAINTEXT = 65_535 - TAG_LENGTH;
 export const STREAM_FLAG_END = 1;
 /** Kind byte and counter in front of a sealed message. */
 export const SEALED_HEADER_LENGTH = 1 + 8;
@@ -251,16 +254,33 @@ export function checkStreamFrameLength(length: number): void {
   if (length > 1 + 8 + STREAM_FRAME_PLAINTEXT + TAG_LENGTH) throw new WireError('WIRE_OVERSIZED', `stream frame of ${length} bytes`);
 }
 
-/** One whole stream frame (length prefix included). */
-export function decodeStreamFrame(frame: Uint8Array): { flags: number; counter: number; sealed: Uint8Array } {
-  const reader = new ByteReader(frame);
+/** A stream frame's header: what follows the length prefix, the flags and the counter. */
+export interface StreamFrameHeader {
+  /** Bytes after the length prefix: flags, counter, ciphertext and tag. */
+  readonly length: number;
+  readonly flags: number;
+  readonly counter: number;
+}
+
+/** The first {@link STREAM_FRAME_HEADER_LENGTH} bytes of a frame (the sealed bytes follow). */
+export function decodeStreamFrameHeader(header: Uint8Array): StreamFrameHeader {
+  const reader = new ByteReader(header);
   const length = reader.u32('frame length');
   checkStreamFrameLength(length);
-  if (length !== reader.remaining) throw new WireError(length > reader.remaining ? 'WIRE_TRUNCATED' : 'WIRE_TRAILING_BYTES', `stream frame length ${length}, ${reader.remaining} bytes`);
   const flags = reader.u8('frame flags');
   if ((flags & ~STREAM_FLAG_END) !== 0) throw new WireError('WIRE_MALFORMED', `stream frame flags 0x${flags.toString(16)}`);
   const counter = reader.u53('frame counter');
-  return { flags, counter, sealed: reader.rest() };
+  reader.end('stream frame header');
+  return { length, flags, counter };
+}
+
+/** One whole stream frame (length prefix included). */
+export function decodeStreamFrame(frame: Uint8Array): { flags: number; counter: number; sealed: Uint8Array } {
+  if (frame.length < STREAM_FRAME_HEADER_LENGTH) throw new WireError('WIRE_TRUNCATED', `stream frame of ${frame.length} bytes`);
+  const { length, flags, counter } = decodeStreamFrameHeader(frame.subarray(0, STREAM_FRAME_HEADER_LENGTH));
+  const remaining = frame.length - 4;
+  if (length !== remaining) throw new WireError(length > remaining ? 'WIRE_TRUNCATED' : 'WIRE_TRAILING_BYTES', `stream frame length ${length}, ${remaining} bytes`);
+  return { flags, counter, sealed: frame.subarray(STREAM_FRAME_HEADER_LENGTH) };
 }
 
 /** Writes a frame header (length prefix, flags, counter) at the start of `out`. */

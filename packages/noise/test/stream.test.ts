@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNode, defineLayer, Identity, NodeId, type Address, type PeerRecord } from '@deccom/core';
 import { tcp } from '@deccom/tcp';
-import { NoiseError, noiseStream, STREAM_MESSAGE, type NoiseStreamOptions } from '../src/index.js';
+import { nobleNoiseCrypto, nodeNoiseCrypto, NoiseError, noiseStream, STREAM_FRAME_PLAINTEXT, STREAM_MESSAGE, type NoiseStreamOptions } from '../src/index.js';
 import { Pipe } from './stream-harness.js';
 
 const stops: (() => Promise<void>)[] = [];
@@ -76,6 +76,83 @@ describe('noiseStream() over an in-process transport', () => {
     await b.node.sendMessage(a.node.id, text('reply'));
     await waitFor(() => a.messages.length === 1);
     expect(counter(a.node, 'handshakes-completed')).toBe(1);
+  });
+
+  it('large frames (ciphertext and tag handed down apart) open however the transport cuts the bytes, on both crypto paths', async () => {
+    // 3 whole frames, one frame and a bit, a small frame: parts, parts with the tag of the
+    // previous frame carried in front of the next header, and the copied path.
+    const sizes = [3 * STREAM_FRAME_PLAINTEXT, STREAM_FRAME_PLAINTEXT + 5, 100];
+    const chunks = sizes.map((size, k) => new Uint8Array(size).map((_, i) => (i * 31 + k) & 0xff));
+    const expected = joined(chunks);
+    let seed = 7;
+    const random = (n: number): number => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed % n;
+    };
+    /** The stream's bytes cut again at random points (1 byte to 40 KiB), so headers and tags straddle chunks. */
+    const recut = (parts: Uint8Array[]): Uint8Array[] => {
+      const all = joined(parts);
+      const out: Uint8Array[] = [];
+      for (let offset = 0; offset < all.length; ) {
+        const n = Math.min(all.length - offset, random(4) === 0 ? 1 + random(20) : 1 + random(40_000));
+        out.push(new Uint8Array(all.subarray(offset, offset + n)));
+        offset += n;
+      }
+      return out;
+    };
+    for (const crypto of [nodeNoiseCrypto()!, nobleNoiseCrypto]) {
+      const pipe = new Pipe();
+      const a = pipeNode(pipe, { crypto });
+      const b = pipeNode(pipe, { crypto });
+      await a.node.start();
+      await b.node.start();
+      let sent: Uint8Array[] = [];
+      pipe.onStream = (parts) => {
+        sent = parts;
+        return recut(parts);
+      };
+      for (let round = 0; round < 3; round++) {
+        await a.node.sendStream(b.node.id, chunks);
+        expect(await waitFor(() => b.streams[round]?.done === true)).toBe(true);
+        expect(b.streams[round]!.error).toBeUndefined();
+        expect(joined(b.streams[round]!.data).equals(expected)).toBe(true);
+      }
+      // Large frames travel as header, ciphertext (never copied) and tag.
+      expect(sent.some((part) => part.length === STREAM_FRAME_PLAINTEXT)).toBe(true);
+      expect(sent.some((part) => part.length === 16 + 13)).toBe(true);
+
+      // A flipped byte in the second frame's ciphertext: the first frame is delivered, nothing of the second.
+      const secondFrame = 9 + (13 + STREAM_FRAME_PLAINTEXT + 16) + 13 + 1_000;
+      pipe.onStream = (parts) => {
+        const all = joined(parts);
+        all[secondFrame]! ^= 0x40;
+        return recut([all]);
+      };
+      await a.node.sendStream(b.node.id, chunks);
+      expect(await waitFor(() => b.streams[3]?.done === true)).toBe(true);
+      expect((b.streams[3]!.error as NoiseError).code).toBe('DECRYPT_FAILED');
+      expect(joined(b.streams[3]!.data).equals(expected.subarray(0, STREAM_FRAME_PLAINTEXT))).toBe(true);
+      // A flipped byte in the first frame's tag, the tag cut in two.
+      const firstTag = 9 + 13 + STREAM_FRAME_PLAINTEXT + 3;
+      pipe.onStream = (parts) => {
+        const all = joined(parts);
+        all[firstTag]! ^= 1;
+        return [all.subarray(0, firstTag), all.subarray(firstTag)];
+      };
+      await a.node.sendStream(b.node.id, chunks);
+      expect(await waitFor(() => b.streams[4]?.done === true)).toBe(true);
+      expect((b.streams[4]!.error as NoiseError).code).toBe('DECRYPT_FAILED');
+      expect(b.streams[4]!.data).toEqual([]);
+      // A byte after the authenticated end frame.
+      pipe.onStream = (parts) => [...recut(parts), Uint8Array.of(0)];
+      await a.node.sendStream(b.node.id, chunks);
+      expect(await waitFor(() => b.streams[5]?.done === true)).toBe(true);
+      expect((b.streams[5]!.error as NoiseError).code).toBe('DECRYPT_FAILED');
+      expect(counter(b.node, 'dropped.tampered')).toBe(2);
+      expect(counter(b.node, 'dropped.trailing-bytes')).toBe(1);
+      await a.node.stop();
+      await b.node.stop();
+    }
   });
 
   it('simultaneous first sends from both sides give one session', async () => {
