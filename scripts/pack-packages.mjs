@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 export const ROOT = new URL('..', import.meta.url).pathname;
 const PNPM_VERSION = '10.34.9';
-const PACK_TIMEOUT_MS = 180_000;
+const PACK_TIMEOUT_MS = 600_000;
 
 /** The command that runs pnpm: the running pnpm when started by one, else npx. */
 export function pnpmCommand() {
@@ -50,7 +50,8 @@ export function packPackages(destination, names) {
   if (result.status !== 0) {
     throw new Error(`pnpm pack failed (${result.status ?? result.signal}):\n${result.stdout}\n${result.stderr}`);
   }
-  const start = result.stdout.indexOf('[');
+  // One package: a JSON object; several: an array. Skip anything printed before it.
+  const start = result.stdout.search(/^[[{]/m);
   const parsed = JSON.parse(start >= 0 ? result.stdout.slice(start) : result.stdout);
   const entries = Array.isArray(parsed) ? parsed : [parsed];
   return wanted.map((pkg) => {
