@@ -3,6 +3,7 @@
  * output, waits for lines, and kills whatever is still running in afterAll.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -90,3 +91,13 @@ export async function killAll(): Promise<void> {
   for (const cli of left) cli.signal('SIGKILL');
   await Promise.all(left.map((cli) => cli.exited));
 }
+
+/** A UDP port nobody listens on: bound, then released. */
+export async function closedUdpPort(): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(resolve));
+  return port;
+}
+

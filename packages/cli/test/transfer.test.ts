@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CliProcess, built, killAll, runCli } from './spawn-cli.js';
+import { CliProcess, built, closedUdpPort, killAll, runCli } from './spawn-cli.js';
 
 const MiB = 1024 * 1024;
 const sha256Hex = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
@@ -67,9 +67,10 @@ describe('deccom send-file / receive-file', () => {
     const missing = await runCli(['send-file', join(dir, 'nope.bin'), '--to', receiverAddress]);
     expect(missing.code).toBe(4);
     expect(missing.stderr).toMatch(/^deccom send-file: cannot read .*nope\.bin/m);
-    const nobody = await runCli(['send-file', file, '--to', '127.0.0.1:9', '--timeout', '1']);
+    const port = await closedUdpPort();
+    const nobody = await runCli(['send-file', file, '--to', `127.0.0.1:${port}`, '--timeout', '1']);
     expect(nobody.code).toBe(3);
-    expect(nobody.stderr).toContain('no bootstrap node answered within 1 s (tried 127.0.0.1:9)');
+    expect(nobody.stderr).toContain(`no bootstrap node answered within 1 s (tried 127.0.0.1:${port})`);
   }, 30_000);
 
   it('receive-file --once leaves after one file with exit code 0', async () => {

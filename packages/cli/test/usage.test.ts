@@ -1,18 +1,8 @@
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CliProcess, built, killAll, runCli } from './spawn-cli.js';
-
-/** A UDP port nobody listens on: bound, then released. */
-async function closedUdpPort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(resolve));
-  return port;
-}
+import { CliProcess, built, closedUdpPort, killAll, runCli } from './spawn-cli.js';
 
 describe('deccom command line', () => {
   afterAll(killAll);
