@@ -19,9 +19,37 @@ import { noise, noiseStream } from '@deccom/noise';
 import { rudp } from '@deccom/rudp';
 import { kademlia } from '@deccom/kademlia';
 import { tcp } from '@deccom/tcp';
-import { Progress, megabytesPerSecond } from '@deccom/cli';
 
 const MiB = 1024 * 1024;
+const megabytesPerSecond = (bytes: number, seconds: number) => bytes / 1e6 / seconds;
+
+/** A progress bar: redrawn in place on a terminal, one line per quarter through a pipe. */
+class Progress {
+  private nextQuarter = 0.25;
+  private lastDrawAt = 0;
+  private readonly startedAt = performance.now();
+  constructor(
+    private readonly label: string,
+    private readonly total: number,
+  ) {}
+  update(done: number): void {
+    const fraction = Math.min(1, done / this.total);
+    const filled = Math.round(fraction * 30);
+    const rate = megabytesPerSecond(done, (performance.now() - this.startedAt) / 1000).toFixed(1);
+    const line = `${this.label} [${'#'.repeat(filled)}${'.'.repeat(30 - filled)}] ${String(Math.floor(fraction * 100)).padStart(3)}% ${(done / MiB).toFixed(1)} MiB / ${(this.total / MiB).toFixed(1)} MiB  ${rate} MB/s`;
+    if (process.stdout.isTTY) {
+      if (performance.now() - this.lastDrawAt < 100 && fraction < 1) return;
+      this.lastDrawAt = performance.now();
+      process.stdout.write(`\r${line}`);
+    } else if (fraction >= this.nextQuarter) {
+      while (fraction >= this.nextQuarter) this.nextQuarter += 0.25;
+      console.log(line);
+    }
+  }
+  finish(): void {
+    if (process.stdout.isTTY) process.stdout.write('\n');
+  }
+}
 const { values } = parseArgs({ options: { mib: { type: 'string', default: '16' } } });
 const size = Number(values.mib) * MiB;
 if (!Number.isInteger(size) || size <= 0 || size > 1024 * MiB) {
@@ -50,7 +78,7 @@ try {
       const target = join(dir, 'received-over-rudp.bin');
       const saved = new Promise<void>((resolve) => receiver.handle('reliable-message', (data) => resolve(writeFileSync(target, data))));
       console.log('over reliable UDP (udp > noise > rudp), encrypted chunk by chunk:');
-      const progress = new Progress(process.stdout, '  sending', size);
+      const progress = new Progress('  sending', size);
       const startedAt = performance.now();
       await sender.sendReliable(receiver.localAddress(), readFileSync(source), {
         timeoutMs: 120_000,
@@ -97,7 +125,7 @@ try {
         });
       });
       console.log('over TCP (udp > kademlia > tcp > noiseStream), streamed from disk to disk:');
-      const progress = new Progress(process.stdout, '  sending', size);
+      const progress = new Progress('  sending', size);
       let sent = 0;
       async function* read(): AsyncGenerator<Uint8Array> {
         for await (const chunk of createReadStream(source, { highWaterMark: 256 * 1024 })) {
@@ -110,6 +138,7 @@ try {
       await sender.sendStream(receiver.id, read()); // resolves once the receiver has it all
       await saved;
       const seconds = (performance.now() - startedAt) / 1000;
+      progress.update(size);
       progress.finish();
       const same = fileHash(target) === sourceHash;
       console.log(`  ${values.mib} MiB in ${seconds.toFixed(2)} s: ${megabytesPerSecond(size, seconds).toFixed(1)} MB/s; SHA-256 of the received file ${same ? 'matches' : 'DIFFERS'}\n`);

@@ -47,7 +47,7 @@ describe('deccom send-file / receive-file', () => {
       expect(result.stderr).not.toContain('\r');
       expect(result.stdout).toContain(`to ${receiverId.slice(0, 8)}… at ${receiverAddress} over ${transport}`);
       expect(result.stdout).toMatch(new RegExp(`^sent payload\\.bin: 8388608 bytes in [\\d.]+ s, [\\d.]+ MB/s over ${transport}; SHA-256 ${digest} verified by the receiver$`, 'm'));
-      const line = await receiver.waitFor(new RegExp(`^received (payload\\.bin(?:\\.\\d+)?): 8388608 bytes from [0-9a-f]{8}… over ${transport} .*SHA-256 ${digest} ok -> (.+)$`, 'm'));
+      const line = await receiver.waitFor(new RegExp(`^received (payload\\.bin(?:\\.\\d+)?): 8388608 bytes from [0-9a-f]{8}… over ${transport}${transport === 'tcp' ? ' in [\\d.]+ s, [\\d.]+ MB/s' : ''}; SHA-256 ${digest} ok -> (.+)$`, 'm'));
       expect(sha256Hex(readFileSync(line[2]!))).toBe(digest);
       expect(readdirSync(join(dir, 'in'))).toHaveLength(before + 1); // a new file, nothing overwritten
     }, 150_000);

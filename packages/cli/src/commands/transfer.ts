@@ -278,8 +278,9 @@ export async function receiveFileCommand(args: readonly string[], io: CliIo): Pr
       }
       const finalPath = await freePath(outDir, name);
       await rename(partPath, finalPath);
-      const rate = transport === 'tcp' ? `, ${megabytesPerSecond(header!.size, seconds).toFixed(1)} MB/s` : '';
-      out(`received ${name}: ${header!.size} bytes from ${sender}… over ${transport} in ${seconds.toFixed(2)} s${rate}; SHA-256 ${hex(actual)} ok -> ${finalPath}`);
+      // rudp hands over whole messages, so only a stream's receiver can time the transfer.
+      const timing = transport === 'tcp' ? ` in ${seconds.toFixed(2)} s, ${megabytesPerSecond(header!.size, seconds).toFixed(1)} MB/s` : '';
+      out(`received ${name}: ${header!.size} bytes from ${sender}… over ${transport}${timing}; SHA-256 ${hex(actual)} ok -> ${finalPath}`);
       return { ack: encodeAck(ACK_STATUS.INTACT, actual), result: { exitCode: EXIT.OK } };
     } catch (error) {
       progress?.finish();
