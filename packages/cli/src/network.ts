@@ -28,61 +28,36 @@ const KEEPALIVE_INTERVAL_MS = 10_000;
 /** rudp's deadline for one file; the size limit below keeps a file far inside it. */
 export const MAX_RUDP_FILE_BYTES = 1024 * 1024 * 1024 - 64 * 1024;
 
-/** udp > keepalive > kademlia > noise: bootstrap nodes, chat, status. */
+/** udp > keepalive > kademlia > noise: the base of every stack the CLI runs. */
+function discoveryLayers(options: StackOptions) {
+  return [
+    udp({ host: options.host, port: options.port }),
+    keepalive({ intervalMs: KEEPALIVE_INTERVAL_MS }),
+    kademlia({ bootstrap: options.bootstrap }),
+    noise({ mode: options.noise }),
+  ] as const;
+}
+
+/** The base stack alone: bootstrap nodes, chat, status. */
 export function discoveryNode(options: StackOptions) {
-  return createNode({
-    identity: options.identity,
-    layers: [
-      udp({ host: options.host, port: options.port }),
-      keepalive({ intervalMs: KEEPALIVE_INTERVAL_MS }),
-      kademlia({ bootstrap: options.bootstrap }),
-      noise({ mode: options.noise }),
-    ],
-  });
+  return createNode({ identity: options.identity, layers: discoveryLayers(options) });
 }
 
 /** ... > noise > rudp: sends files over reliable UDP. */
 export function rudpNode(options: StackOptions) {
-  return createNode({
-    identity: options.identity,
-    layers: [
-      udp({ host: options.host, port: options.port }),
-      keepalive({ intervalMs: KEEPALIVE_INTERVAL_MS }),
-      kademlia({ bootstrap: options.bootstrap }),
-      noise({ mode: options.noise }),
-      rudp(),
-    ],
-  });
+  return createNode({ identity: options.identity, layers: [...discoveryLayers(options), rudp()] });
 }
 
 /** ... > noise > tcp > noiseStream: sends files as TCP streams. */
 export function tcpNode(options: StackOptions) {
-  return createNode({
-    identity: options.identity,
-    layers: [
-      udp({ host: options.host, port: options.port }),
-      keepalive({ intervalMs: KEEPALIVE_INTERVAL_MS }),
-      kademlia({ bootstrap: options.bootstrap }),
-      noise({ mode: options.noise }),
-      tcp({ host: options.host }),
-      noiseStream({ mode: options.noise }),
-    ],
-  });
+  return createNode({ identity: options.identity, layers: [...discoveryLayers(options), tcp({ host: options.host }), noiseStream({ mode: options.noise })] });
 }
 
 /** Both transports: receives files sent over either. */
 export function receiverNode(options: StackOptions) {
   return createNode({
     identity: options.identity,
-    layers: [
-      udp({ host: options.host, port: options.port }),
-      keepalive({ intervalMs: KEEPALIVE_INTERVAL_MS }),
-      kademlia({ bootstrap: options.bootstrap }),
-      noise({ mode: options.noise }),
-      rudp(),
-      tcp({ host: options.host }),
-      noiseStream({ mode: options.noise }),
-    ],
+    layers: [...discoveryLayers(options), rudp(), tcp({ host: options.host }), noiseStream({ mode: options.noise })],
   });
 }
 

@@ -16,7 +16,7 @@ import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { blake2b, blake2s } from '@noble/hashes/blake2.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
-import { secureRandomBytes } from '@deccom/core';
+import { concatBytes, secureRandomBytes } from '@deccom/core';
 import { NoiseError } from './errors.js';
 
 export type DhName = '25519' | '448';
@@ -176,7 +176,7 @@ function nobleAead(name: CipherName): AeadFunctions {
     openParts: (key, nonce, ad, pieces, tag) => {
       checkAead(key, nonce);
       if (tag.length !== AEAD_TAG_LENGTH) return undefined;
-      const sealed = joinBytes([...pieces, tag]);
+      const sealed = concatBytes(...pieces, tag);
       try {
         return [make(key, nonce, ad).decrypt(sealed)];
       } catch {
@@ -184,18 +184,6 @@ function nobleAead(name: CipherName): AeadFunctions {
       }
     },
   };
-}
-
-function joinBytes(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 function nobleHash(name: HashName): HashFunctions {
