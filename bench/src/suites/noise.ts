@@ -14,6 +14,7 @@
  * - stream throughput: BYTES through raw node:net, plain `@deccom/tcp` `sendStream`,
  *   `noiseStream()` over it, secret-stream over node:net; LIBP2P_BYTES through libp2p.
  */
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import { connect, createServer, type Server, type Socket } from 'node:net';
@@ -47,7 +48,9 @@ promiseStatics.withResolvers ??= () => {
 };
 
 const require = createRequire(import.meta.url);
-const SecretStream = require('@hyperswarm/secret-stream') as any;
+// Loaded only in the processes that measure it (see main()).
+let secretStreamModule: any;
+const secretStream = (): any => (secretStreamModule ??= require('@hyperswarm/secret-stream'));
 
 const MIB = 1024 * 1024;
 const HOST = '127.0.0.1';
@@ -59,11 +62,13 @@ const PAIRS = Number(process.env['BENCH_NOISE_PAIRS'] ?? 8);
 const DATAGRAMS = Number(process.env['BENCH_NOISE_DATAGRAMS'] ?? 100_000);
 const LIBP2P_DIALERS = Number(process.env['BENCH_NOISE_LIBP2P_DIALERS'] ?? 160);
 const CHUNK = randomBytes(MIB);
+/** `BENCH_NOISE_ONLY=streams` (or `handshakes`, `crypto`, `datagrams`): run one group (acceptance then covers only it). */
+const ONLY = process.env['BENCH_NOISE_ONLY'];
+const runs = (group: string): boolean => ONLY === undefined || ONLY === group;
 
 const now = (): number => performance.now();
 const mbps = (bytes: number, ms: number): number => bytes / MIB / (ms / 1000);
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
 
 async function waitFor(predicate: () => boolean, maxMs: number): Promise<boolean> {
   const deadline = now() + maxMs;
@@ -220,11 +225,11 @@ async function listen(onConnection: (socket: Socket) => void): Promise<{ server:
 }
 
 async function secretStreamHandshakesPerSecond(ms: number): Promise<number> {
-  const serverKeys = SecretStream.keyPair();
-  const clientKeys = SecretStream.keyPair();
+  const serverKeys = secretStream().keyPair();
+  const clientKeys = secretStream().keyPair();
   const { server, port } = await listen((socket) => {
     socket.on('error', () => undefined);
-    const stream = new SecretStream(false, socket, { keyPair: serverKeys });
+    const stream = new (secretStream())(false, socket, { keyPair: serverKeys });
     stream.on('error', () => undefined);
     stream.on('close', () => undefined);
   });
@@ -234,7 +239,7 @@ async function secretStreamHandshakesPerSecond(ms: number): Promise<number> {
       while (running()) {
         const socket = connect(port, HOST);
         socket.on('error', () => undefined);
-        const stream = new SecretStream(true, socket, { keyPair: clientKeys });
+        const stream = new (secretStream())(true, socket, { keyPair: clientKeys });
         stream.on('error', () => undefined);
         await once(stream, 'connect');
         stream.destroy();
@@ -288,9 +293,9 @@ function withTimeout(work: Promise<unknown>, ms: number): Promise<boolean> {
  * from one of LIBP2P_DIALERS fresh nodes (created before the clock starts) to one
  * listener, PAIRS dials in flight.
  */
-async function libp2pConnectionsPerSecond(): Promise<number> {
+async function libp2pConnectionsPerSecond(count: number): Promise<number> {
   const listener = await libp2pNode();
-  const dialers = await Promise.all(Array.from({ length: LIBP2P_DIALERS }, () => libp2pNode()));
+  const dialers = await Promise.all(Array.from({ length: count }, () => libp2pNode()));
   const target = listener.getMultiaddrs()[0];
   try {
     let next = 0;
@@ -421,13 +426,13 @@ async function deccomStream(bytes: number, secure: boolean): Promise<number> {
 }
 
 async function secretStreamThroughput(bytes: number): Promise<number> {
-  const keys = [SecretStream.keyPair(), SecretStream.keyPair()];
+  const keys = [secretStream().keyPair(), secretStream().keyPair()];
   let received = 0;
   let done: () => void;
   const finished = new Promise<void>((resolve) => (done = resolve));
   const { server, port } = await listen((socket) => {
     socket.on('error', () => undefined);
-    const stream = new SecretStream(false, socket, { keyPair: keys[1] });
+    const stream = new (secretStream())(false, socket, { keyPair: keys[1] });
     stream.on('data', (data: Uint8Array) => {
       received += data.length;
       if (received >= bytes) done();
@@ -435,7 +440,7 @@ async function secretStreamThroughput(bytes: number): Promise<number> {
     stream.on('error', () => undefined);
   });
   const socket = connect(port, HOST);
-  const stream = new SecretStream(true, socket, { keyPair: keys[0] });
+  const stream = new (secretStream())(true, socket, { keyPair: keys[0] });
   stream.on('error', () => undefined);
   await once(stream, 'connect');
   const start = now();
@@ -479,7 +484,85 @@ async function libp2pThroughput(bytes: number): Promise<number> {
 
 // ---------------------------------------------------------------- main
 
-async function main(): Promise<void> {
+/** Untimed warm-up bytes (or milliseconds) before each measurement, the same for every library. */
+const WARMUP_BYTES = Number(process.env['BENCH_NOISE_WARMUP_BYTES'] ?? 128 * MIB);
+const WARMUP_MS = Number(process.env['BENCH_NOISE_WARMUP_MS'] ?? 500);
+
+/** `measure(warmup)` untimed (code compiled, heap grown, as in a process that has been running), then `measure(amount)`. */
+async function warm(measure: (amount: number) => Promise<number>, warmup: number, amount: number): Promise<number> {
+  if (warmup > 0) await measure(warmup);
+  return measure(amount);
+}
+
+/** One measurement, run in a process of its own: figure name -> value. */
+type Task = () => Promise<Record<string, number>>;
+
+const TASKS: Record<string, { group: string; run: Task }> = {
+  crypto: {
+    group: 'crypto',
+    run: async () => {
+      const out: Record<string, number> = {};
+      for (const crypto of [nodeNoiseCrypto()!, nobleNoiseCrypto]) {
+        const f = cryptoFigures(crypto);
+        out[`aead-64k-MBps.${crypto.name}`] = f.aeadMBps;
+        out[`x25519-per-s.${crypto.name}`] = f.dhPerSecond;
+      }
+      return out;
+    },
+  },
+  'core-handshakes': {
+    group: 'handshakes',
+    run: async () => ({
+      'handshakes-per-s.core-node': coreHandshakesPerSecond(nodeNoiseCrypto()!, 1_000),
+      'handshakes-per-s.core-noble': coreHandshakesPerSecond(nobleNoiseCrypto, 1_000),
+    }),
+  },
+  'udp-handshakes': { group: 'handshakes', run: async () => ({ 'handshakes-per-s.deccom-udp': await warm(udpHandshakesPerSecond, WARMUP_MS, HANDSHAKE_MS) }) },
+  // For orientation only: the library's default, where a peer's proof verified once is
+  // remembered (reconnects and rekeys with known peers skip the Ed25519 verification).
+  'udp-handshakes-known-peers': {
+    group: 'handshakes',
+    run: async () => {
+      setIdentityProofCacheSize(4096);
+      return { 'handshakes-per-s.deccom-udp-known-peers': await warm(udpHandshakesPerSecond, WARMUP_MS, HANDSHAKE_MS) };
+    },
+  },
+  'tcp-handshakes': { group: 'handshakes', run: async () => ({ 'handshakes-per-s.deccom-tcp': await warm(streamHandshakesPerSecond, WARMUP_MS, HANDSHAKE_MS) }) },
+  'secret-stream-handshakes': {
+    group: 'handshakes',
+    run: async () => ({ 'handshakes-per-s.secret-stream': await warm(secretStreamHandshakesPerSecond, WARMUP_MS, HANDSHAKE_MS) }),
+  },
+  'libp2p-handshakes': {
+    group: 'handshakes',
+    run: async () => {
+      await libp2pConnectionsPerSecond(LIBP2P_DIALERS / 4);
+      return { 'handshakes-per-s.libp2p': await libp2pConnectionsPerSecond(LIBP2P_DIALERS), libp2pDialTimeouts: libp2pTimeouts };
+    },
+  },
+  datagrams: {
+    group: 'datagrams',
+    run: async () => {
+      const encrypted = await datagramRate('encrypt');
+      const plain = await datagramRate('plaintext');
+      return {
+        'datagrams-per-s.encrypt': encrypted.perSecond,
+        'datagrams-per-s.plaintext': plain.perSecond,
+        'datagrams-lost.encrypt': encrypted.lost,
+        'datagrams-lost.plaintext': plain.lost,
+      };
+    },
+  },
+  'raw-stream': { group: 'streams', run: async () => ({ 'stream-MBps.raw-node-net': await warm(rawStream, WARMUP_BYTES, BYTES) }) },
+  'deccom-plain-stream': { group: 'streams', run: async () => ({ 'stream-MBps.deccom-tcp-plain': await warm((n) => deccomStream(n, false), WARMUP_BYTES, BYTES) }) },
+  'deccom-noise-stream': { group: 'streams', run: async () => ({ 'stream-MBps.deccom-noise': await warm((n) => deccomStream(n, true), WARMUP_BYTES, BYTES) }) },
+  'secret-stream-stream': { group: 'streams', run: async () => ({ 'stream-MBps.secret-stream': await warm(secretStreamThroughput, WARMUP_BYTES, BYTES) }) },
+  'libp2p-stream': { group: 'streams', run: async () => ({ 'stream-MBps.libp2p': await warm(libp2pThroughput, WARMUP_BYTES, LIBP2P_BYTES) }) },
+};
+
+const RESULT_MARK = '@@noise-bench-result ';
+
+/** Child mode: one task, its figures printed as one JSON line. */
+async function runTask(name: string): Promise<void> {
   // Sockets of the baselines torn down mid-connect (secret-stream, libp2p) can raise
   // ECONNRESET with no listener; count them rather than abort the run.
   let stray = 0;
@@ -488,52 +571,41 @@ async function main(): Promise<void> {
     stray++;
   });
   setIdentityProofCacheSize(0);
-  const node = nodeNoiseCrypto()!;
+  const figures = await TASKS[name]!.run();
+  process.stdout.write(`${RESULT_MARK}${JSON.stringify({ ...figures, strayErrors: stray })}\n`);
+}
+
+/**
+ * Each measurement runs in a fresh process of its own, in the order of TASKS, RUNS times
+ * (so the variants interleave), after an untimed warm-up of the same kind. Measured in one shared process, loading secret-stream
+ * and libp2p made our encrypted stream ~40% slower (2,100 -> 3,700 CPU ms per GiB, most
+ * of it garbage collection over their larger heap), and each library's figure depended
+ * on which others had run before it; an application loads one of them, not all three.
+ */
+async function main(): Promise<void> {
   const series: Record<string, number[]> = {};
-  const add = (name: string, value: number): void => {
-    (series[name] ??= []).push(value);
-    console.log(`  ${name}: ${round(value, 1)}`);
-  };
+  let stray = 0;
+  let timeouts = 0;
+  const self = new URL(import.meta.url).pathname;
+  const selected = Object.entries(TASKS).filter(([, task]) => runs(task.group));
   for (let run = 0; run < RUNS; run++) {
     console.log(`run ${run + 1}/${RUNS}`);
-    for (const crypto of [node, nobleNoiseCrypto]) {
-      const f = cryptoFigures(crypto);
-      add(`aead-64k-MBps.${crypto.name}`, f.aeadMBps);
-      add(`x25519-per-s.${crypto.name}`, f.dhPerSecond);
+    for (const [name] of selected) {
+      const child = spawnSync(process.execPath, ['--expose-gc', self, '--task', name], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024, timeout: 300_000 });
+      const line = child.stdout.split('\n').find((l) => l.startsWith(RESULT_MARK));
+      if (child.status !== 0 || line === undefined) {
+        throw new Error(`noise bench task ${name} failed (exit ${child.status}, signal ${child.signal}): ${child.stderr.slice(-2000)}`);
+      }
+      const figures = JSON.parse(line.slice(RESULT_MARK.length)) as Record<string, number>;
+      for (const [figure, value] of Object.entries(figures)) {
+        if (figure === 'strayErrors') stray += value;
+        else if (figure === 'libp2pDialTimeouts') timeouts += value;
+        else {
+          (series[figure] ??= []).push(value);
+          console.log(`  ${figure}: ${round(value, 1)}`);
+        }
+      }
     }
-    add('handshakes-per-s.core-node', coreHandshakesPerSecond(node, 1_000));
-    add('handshakes-per-s.core-noble', coreHandshakesPerSecond(nobleNoiseCrypto, 1_000));
-    gc();
-    add('handshakes-per-s.deccom-udp', await udpHandshakesPerSecond(HANDSHAKE_MS));
-    gc();
-    // For orientation only: the library's default, where a peer's proof verified once is
-    // remembered (reconnects and rekeys with known peers skip the Ed25519 verification).
-    setIdentityProofCacheSize(4096);
-    add('handshakes-per-s.deccom-udp-known-peers', await udpHandshakesPerSecond(HANDSHAKE_MS));
-    setIdentityProofCacheSize(0);
-    gc();
-    add('handshakes-per-s.deccom-tcp', await streamHandshakesPerSecond(HANDSHAKE_MS));
-    gc();
-    add('handshakes-per-s.secret-stream', await secretStreamHandshakesPerSecond(HANDSHAKE_MS));
-    gc();
-    add('handshakes-per-s.libp2p', await libp2pConnectionsPerSecond());
-    gc();
-    const encrypted = await datagramRate('encrypt');
-    const plain = await datagramRate('plaintext');
-    add('datagrams-per-s.encrypt', encrypted.perSecond);
-    add('datagrams-per-s.plaintext', plain.perSecond);
-    add('datagrams-lost.encrypt', encrypted.lost);
-    add('datagrams-lost.plaintext', plain.lost);
-    gc();
-    add('stream-MBps.raw-node-net', await rawStream(BYTES));
-    gc();
-    add('stream-MBps.deccom-tcp-plain', await deccomStream(BYTES, false));
-    gc();
-    add('stream-MBps.deccom-noise', await deccomStream(BYTES, true));
-    gc();
-    add('stream-MBps.secret-stream', await secretStreamThroughput(BYTES));
-    gc();
-    add('stream-MBps.libp2p', await libp2pThroughput(LIBP2P_BYTES));
   }
   const figures: Record<string, number> = {};
   for (const [name, values] of Object.entries(series)) figures[name] = round(median(values), 2);
@@ -543,19 +615,33 @@ async function main(): Promise<void> {
   );
   const f = (name: string): number => figures[name]!;
   const acceptance = [
-    accept('handshakes/s, noise() over UDP (>= 1,000)', f('handshakes-per-s.deccom-udp'), 1_000),
-    accept('handshakes/s over TCP, new connection each: deccom / secret-stream', f('handshakes-per-s.deccom-tcp') / f('handshakes-per-s.secret-stream'), 1),
-    accept('handshakes/s over TCP, new connection each: deccom / libp2p', f('handshakes-per-s.deccom-tcp') / f('handshakes-per-s.libp2p'), 5),
-    accept('handshakes/s, noise() over UDP / secret-stream', f('handshakes-per-s.deccom-udp') / f('handshakes-per-s.secret-stream'), 1),
-    accept('encrypted stream / raw node:net', f('stream-MBps.deccom-noise') / f('stream-MBps.raw-node-net'), 0.5),
-    accept('encrypted stream / libp2p', f('stream-MBps.deccom-noise') / f('stream-MBps.libp2p'), 2.5),
-    accept('encrypted stream / secret-stream', f('stream-MBps.deccom-noise') / f('stream-MBps.secret-stream'), 1),
-    accept('node:crypto / noble, ChaCha20-Poly1305 64 KiB', f('aead-64k-MBps.node') / f('aead-64k-MBps.noble'), 1),
-    accept('node:crypto / noble, X25519', f('x25519-per-s.node') / f('x25519-per-s.noble'), 1),
+    ...(runs('handshakes')
+      ? [
+          accept('handshakes/s, noise() over UDP (>= 1,000)', f('handshakes-per-s.deccom-udp'), 1_000),
+          accept('handshakes/s over TCP, new connection each: deccom / secret-stream', f('handshakes-per-s.deccom-tcp') / f('handshakes-per-s.secret-stream'), 1),
+          accept('handshakes/s over TCP, new connection each: deccom / libp2p', f('handshakes-per-s.deccom-tcp') / f('handshakes-per-s.libp2p'), 5),
+          accept('handshakes/s, noise() over UDP / secret-stream', f('handshakes-per-s.deccom-udp') / f('handshakes-per-s.secret-stream'), 1),
+        ]
+      : []),
+    ...(runs('streams')
+      ? [
+          accept('encrypted stream / raw node:net', f('stream-MBps.deccom-noise') / f('stream-MBps.raw-node-net'), 0.5),
+          accept('encrypted stream / libp2p', f('stream-MBps.deccom-noise') / f('stream-MBps.libp2p'), 2.5),
+          accept('encrypted stream / secret-stream', f('stream-MBps.deccom-noise') / f('stream-MBps.secret-stream'), 1),
+        ]
+      : []),
+    ...(runs('crypto')
+      ? [
+          accept('node:crypto / noble, ChaCha20-Poly1305 64 KiB', f('aead-64k-MBps.node') / f('aead-64k-MBps.noble'), 1),
+          accept('node:crypto / noble, X25519', f('x25519-per-s.node') / f('x25519-per-s.noble'), 1),
+        ]
+      : []),
   ];
-  console.log(`stray socket errors ignored: ${stray}; libp2p dials that timed out: ${libp2pTimeouts}`);
-  writeResults('noise', { ...figures, strayErrors: stray, libp2pDialTimeouts: libp2pTimeouts, runs: RUNS, bytes: BYTES, libp2pBytes: LIBP2P_BYTES, pairs: PAIRS, handshakeMs: HANDSHAKE_MS, libp2pDialers: LIBP2P_DIALERS, datagrams: DATAGRAMS }, acceptance);
+  console.log(`stray socket errors ignored: ${stray}; libp2p dials that timed out: ${timeouts}`);
+  writeResults('noise', { ...figures, strayErrors: stray, libp2pDialTimeouts: timeouts, isolation: 'one process per measurement', runs: RUNS, bytes: BYTES, libp2pBytes: LIBP2P_BYTES, pairs: PAIRS, handshakeMs: HANDSHAKE_MS, libp2pDialers: LIBP2P_DIALERS, datagrams: DATAGRAMS }, acceptance);
 }
 
-await main();
+const taskIndex = process.argv.indexOf('--task');
+if (taskIndex >= 0) await runTask(process.argv[taskIndex + 1]!);
+else await main();
 process.exit(0);
