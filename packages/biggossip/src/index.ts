@@ -52,7 +52,7 @@ import {
   type BigGossipMessage,
 } from './wire.js';
 
-export { BIGGOSSIP_PROTOCOL, MESSAGE, decodeMessage, encodeFind, encodeFound, encodeNotice, encodePull, encodePullResponse, encodeRecordMessage } from './wire.js';
+export { BIGGOSSIP_PROTOCOL, MESSAGE, decodeMessage, type BigGossipMessage, encodeFind, encodeFound, encodeNotice, encodePull, encodePullResponse, encodeRecordMessage } from './wire.js';
 
 export interface BigGossipOptions {
   /** Addresses to join through. Default none. */

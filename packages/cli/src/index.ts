@@ -26,7 +26,7 @@ import { describeCommand } from './commands/describe.js';
 import { statusCommand } from './commands/status.js';
 
 export { CliError, UsageError, EXIT, type ExitCode } from './errors.js';
-export { progressBar, Progress, megabytesPerSecond, formatSize } from './progress.js';
+export { progressBar, Progress, megabytesPerSecond, formatSize, type ProgressStream } from './progress.js';
 export type { CliIo, OutputStream } from './io.js';
 
 type Command = (args: readonly string[], io: CliIo) => Promise<number>;

@@ -30,7 +30,7 @@ import {
 } from '@deccom/core';
 import { decodeMessage, encodeMessage, FIXED_PEERS_PROTOCOL, MESSAGE } from './wire.js';
 
-export { FIXED_PEERS_PROTOCOL, MESSAGE, decodeMessage, encodeMessage } from './wire.js';
+export { FIXED_PEERS_PROTOCOL, MESSAGE, decodeMessage, encodeMessage, type FixedPeersMessage } from './wire.js';
 
 export interface FixedPeersOptions {
   /** The members' addresses. */

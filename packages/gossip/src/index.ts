@@ -52,7 +52,7 @@ import {
   type GossipMessage,
 } from './wire.js';
 
-export { GOSSIP_PROTOCOL, MESSAGE, decodeMessage, encodeFind, encodeFound, encodeNotice, encodePull, encodePullResponse, encodeRecordMessage } from './wire.js';
+export { GOSSIP_PROTOCOL, MESSAGE, decodeMessage, type GossipMessage, encodeFind, encodeFound, encodeNotice, encodePull, encodePullResponse, encodeRecordMessage } from './wire.js';
 
 export interface GossipOptions {
   /** Addresses to join through. Default none. */

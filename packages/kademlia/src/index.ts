@@ -34,7 +34,7 @@ import { DEFAULT_DIVERSITY, type DiversityRule, type PrefixRuleExempt } from './
 export { KademliaError } from './errors.js';
 export { prefixKey, DEFAULT_DIVERSITY, type DiversityRule, type PrefixRuleExempt } from './diversity.js';
 export { RoutingTable, type RoutingTableOptions, type Contact, type Bucket, type AddResult } from './routing-table.js';
-export { Lookup, type LookupOptions, type Candidate } from './lookup.js';
+export { Lookup, CANDIDATE_PENDING, CANDIDATE_IN_FLIGHT, CANDIDATE_ANSWERED, CANDIDATE_FAILED, type LookupOptions, type Candidate, type CandidateState } from './lookup.js';
 export { compareDistance, commonPrefixLength } from './distance.js';
 export {
   KADEMLIA_PROTOCOL,

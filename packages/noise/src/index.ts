@@ -82,6 +82,10 @@ export {
   decodeStreamHeader,
   decodeStreamFrame,
   decodeStreamFrameHeader,
+  STREAM_FRAME_HEADER_LENGTH,
   type StreamFrameHeader,
   type IdentityProof,
+  type Initiation,
+  type HandshakeReply,
+  type Transport,
 } from './wire.js';

@@ -39,6 +39,7 @@ import {
   type ReliableSendOptions,
 } from '@deccom/core';
 import { Engine, type EngineOptions } from './engine.js';
+export type { EngineOptions } from './engine.js';
 import { RUDP_PROTOCOL } from './wire.js';
 
 export { MessageRefusedError, PeerUnresponsiveError } from './errors.js';

@@ -65,6 +65,7 @@ export {
   FRAME_GOAWAY,
   FRAME_STREAM_DONE,
   FrameDecoder,
+  type DecoderLimits,
   decodeHello,
   encodeHello,
   encodeMessage,
