@@ -3,8 +3,8 @@
  * member is configured with the other members' addresses and talks only to them. An
  * outsider who knows the members' addresses (they are not secret) says HELLO to each, but
  * no member admits it: it never enters a member's peer table, `findPeer` / `sendTo` for it
- * fail, and broadcasts never reach it. Application datagrams are accepted only from
- * admitted members (the check the app makes with `getPeers()`, shown below).
+ * fail, broadcasts never reach it, and its datagrams are dropped by fixed-peers before
+ * they reach the app (counted `dropped.not-listed`).
  */
 import { createSocket } from 'node:dgram';
 import { createNode, Identity, NotFoundError, utf8Decode, utf8Encode, type Address, type PeerRecord } from '@deccom/core';
@@ -41,7 +41,9 @@ export interface PrivateNetworkReport {
   peers: Record<string, string[]>;
   /** Member name -> messages its app accepted, as "from: text". */
   accepted: Record<string, string[]>;
-  /** Member name -> datagrams its app refused because the sender is not a member. */
+  /** Member name -> datagrams its app received from a sender that is not a member (should be 0). */
+  leaked: Record<string, number>;
+  /** Member name -> the outsider's datagrams fixed-peers dropped before the app. */
   refused: Record<string, number>;
   /** Members that admitted the outsider. */
   outsiderAdmittedBy: string[];
@@ -73,20 +75,21 @@ export async function privateNetwork(log: (line: string) => void): Promise<Priva
     layers: [udp({ host: HOST }), fixedPeers({ peers: [...addresses.values()], helloIntervalMs: HELLO_INTERVAL_MS })],
   });
   const nameOf = new Map<string, string>();
-  const report: PrivateNetworkReport = { peers: {}, accepted: {}, refused: {}, outsiderAdmittedBy: [], outsiderHellosDropped: {}, findOutsider: '', sawCarolLeave: [] };
+  const report: PrivateNetworkReport = { peers: {}, accepted: {}, refused: {}, leaked: {}, outsiderAdmittedBy: [], outsiderHellosDropped: {}, findOutsider: '', sawCarolLeave: [] };
 
   for (const { name, node } of members) {
     nameOf.set(node.id.hex, name);
     report.accepted[name] = [];
     report.refused[name] = 0;
+    report.leaked[name] = 0;
     node.on('peer-disconnect', (peer: PeerRecord) => {
       if (nameOf.get(peer.id.hex) === 'carol') report.sawCarolLeave.push(name);
     });
-    // The app accepts data only from admitted members (fixed-peers hands every DATA frame up).
+    // A closed network (the default) hands up data from listed addresses only.
     node.handle('datagram', (data: Uint8Array, from: Address) => {
       const sender = node.getPeers().find((peer) => peer.address.host === from.host && peer.address.port === from.port);
       if (!sender) {
-        report.refused[name]! += 1;
+        report.leaked[name]! += 1;
         return;
       }
       report.accepted[name]!.push(`${nameOf.get(sender.id.hex) ?? sender.id.short}: ${utf8Decode(data)}`);
@@ -121,13 +124,16 @@ export async function privateNetwork(log: (line: string) => void): Promise<Priva
     }
     log(`alice.findPeer(outsider): ${report.findOutsider}`);
 
-    // Members broadcast to each other; the outsider broadcasts to the members it knows.
+    // Members broadcast to each other; the outsider sends to the members it knows.
+    const droppedBefore = new Map(members.map(({ name, node }) => [name, dropped(node)]));
     for (const { name, node } of members) node.broadcast(utf8Encode(`hello from ${name}`));
     for (const address of addresses.values()) outsider.sendDatagram(address, utf8Encode('let me in'));
-    await waitFor(() => members.every(({ name }) => report.accepted[name]!.length >= names.length - 1 && report.refused[name]! >= 1), SETTLE_DEADLINE_MS);
-    for (const { name } of members) {
+    const refusedNow = (name: string, node: (typeof members)[number]['node']): number => dropped(node) - droppedBefore.get(name)!;
+    await waitFor(() => members.every(({ name, node }) => report.accepted[name]!.length >= names.length - 1 && refusedNow(name, node) >= 1), SETTLE_DEADLINE_MS);
+    for (const { name, node } of members) {
       report.accepted[name]!.sort();
-      log(`${name} received: ${report.accepted[name]!.join(' | ')}; refused from non-members: ${report.refused[name]}`);
+      report.refused[name] = refusedNow(name, node);
+      log(`${name} received: ${report.accepted[name]!.join(' | ')}; outsider datagrams dropped by fixed-peers: ${report.refused[name]}`);
     }
 
     // A member that leaves says EXIT: the others drop it at once.

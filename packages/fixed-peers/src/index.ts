@@ -37,7 +37,11 @@ export interface FixedPeersOptions {
   peers: readonly Address[];
   /** Re-send HELLO to members that have not answered this often. Default 2,000 ms. */
   helloIntervalMs?: number;
-  /** Only accept peers at listed addresses (a closed network). Default true. */
+  /**
+   * A closed network: only listed addresses become peers, and datagrams from any other
+   * address are dropped (counted `dropped.not-listed`), neither answered nor passed up.
+   * Default true.
+   */
   closed?: boolean;
   /** Instance name. Default `fixed-peers`. */
   name?: string;
@@ -149,6 +153,11 @@ export function fixedPeers(options: FixedPeersOptions) {
         },
         takes: {
           datagram: (bytes: Uint8Array, from: Address) => {
+            // A closed network neither answers nor passes up anything from outside its list.
+            if (closed && !listed.has(addressKey(from))) {
+              counters.drop('not-listed');
+              return;
+            }
             try {
               const frame = decodeFrame(bytes, FIXED_PEERS_PROTOCOL);
               if (frame.kind === 'data') {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createNode, Identity, NotFoundError, seededRandom, WireError, createPeerRecord, decodeFrame } from '@deccom/core';
+import { createNode, Identity, NotFoundError, seededRandom, WireError, createPeerRecord, decodeFrame, encodeData } from '@deccom/core';
 import { MemoryNetwork, VirtualClock, memoryTransport } from '@deccom/core/testing';
 import { decodeMessage, encodeMessage, fixedPeers, FIXED_PEERS_PROTOCOL, MESSAGE } from '../src/index.js';
 
@@ -39,16 +39,24 @@ describe('fixed-peers', () => {
     for (const n of nodes) await n.stop();
   });
 
-  it('a closed network ignores strangers', async () => {
+  it('a closed network ignores strangers: no table entry, no answer to their HELLO, none of their data passed up', async () => {
     const { clock, net, nodes } = await group(2);
     for (const n of nodes) await n.start();
     await clock.advance(1000);
-    const stranger = net.bind(net.allocateHost(), 1, { deliver: () => {} });
+    const replies: Uint8Array[] = [];
+    const stranger = net.bind(net.allocateHost(), 1, { deliver: (data) => void replies.push(data) });
     const record = createPeerRecord(Identity.fromString('x').public, stranger);
+    const delivered: string[] = [];
+    nodes[0]!.handle('datagram', (data) => void delivered.push(new TextDecoder().decode(data)));
     net.send(stranger, nodes[0]!.localAddress(), new Uint8Array([0, ...encodeMessage(MESSAGE.hello, record)]));
+    net.send(stranger, nodes[0]!.localAddress(), new Uint8Array([0, ...encodeData(new TextEncoder().encode('from outside'))]));
+    // A member's data still goes through.
+    nodes[1]!.sendTo(nodes[0]!.id, new TextEncoder().encode('from a member'));
     await clock.advance(100);
     expect(nodes[0]!.getPeers()).toHaveLength(1);
-    expect(nodes[0]!.counters()['fixed-peers']!['dropped.not-listed']).toBe(1);
+    expect(replies).toEqual([]);
+    expect(delivered).toEqual(['from a member']);
+    expect(nodes[0]!.counters()['fixed-peers']!['dropped.not-listed']).toBe(2);
     for (const n of nodes) await n.stop();
   });
 
