@@ -54,6 +54,8 @@ export {
 export const UDP_MAX_PAYLOAD = 65_507;
 /** Largest payload an upper layer may pass to `sendDatagram`: {@link UDP_MAX_PAYLOAD} minus the DATA frame byte. */
 export const UDP_MAX_DATAGRAM = UDP_MAX_PAYLOAD - DATA_OVERHEAD;
+/** Addresses whose pong rate is tracked at once (the least recently seen is forgotten first). */
+const PONG_BUCKETS = 4096;
 /** Default ping timeout. */
 export const PING_TIMEOUT_MS = 2_000;
 /** Default socket buffer sizes: large buffers avoid drops when bursts arrive faster than the event loop reads. */
@@ -80,6 +82,13 @@ export interface UdpOptions {
   pingTimeoutMs?: number;
   /** Most pings waiting for a pong at once; more reject at once. Default 10,000. */
   maxPendingPings?: number;
+  /**
+   * Most pongs sent per second to one address (a burst of up to this many, then this
+   * rate); pings beyond it go unanswered, counted `dropped.pong-rate`. Bounds what a flood
+   * of pings with a spoofed source can make this node send to a victim, without letting a
+   * flood from some addresses starve the answers to others. Default 100.
+   */
+  maxPongsPerSecond?: number;
   /** Instance name. Default `udp`. */
   name?: string;
 }
@@ -96,6 +105,8 @@ export function udp(options: UdpOptions = {}) {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`udp: port must be 0..65535, got ${port}`);
   const pingTimeoutMs = options.pingTimeoutMs ?? PING_TIMEOUT_MS;
   if (!(pingTimeoutMs > 0)) throw new InvalidArgumentError(`udp: pingTimeoutMs must be > 0, got ${pingTimeoutMs}`);
+  const maxPongsPerSecond = options.maxPongsPerSecond ?? 100;
+  if (!Number.isInteger(maxPongsPerSecond) || maxPongsPerSecond < 1) throw new InvalidArgumentError(`udp: maxPongsPerSecond must be a positive integer, got ${maxPongsPerSecond}`);
   const receiveBufferBytes = options.receiveBufferBytes ?? DEFAULT_BUFFER_BYTES;
   const sendBufferBytes = options.sendBufferBytes ?? DEFAULT_BUFFER_BYTES;
   for (const [name, value] of [
@@ -124,6 +135,7 @@ export function udp(options: UdpOptions = {}) {
       scratch[0] = FRAME_DATA;
       let scratchView = scratch.subarray(0, DATA_OVERHEAD);
       const pings = new PendingRequests<string, number>(ctx.clock, options.maxPendingPings ?? 10_000);
+      const pongBuckets = new Map<string, { tokens: number; at: number }>();
       const counters = ctx.counters;
       const hot: TrafficCounters = { datagramsIn: 0, bytesIn: 0, datagramsOut: 0, bytesOut: 0 };
       counters.attach(() => ({ 'datagrams-in': hot.datagramsIn, 'bytes-in': hot.bytesIn, 'datagrams-out': hot.datagramsOut, 'bytes-out': hot.bytesOut }));
@@ -193,7 +205,27 @@ export function udp(options: UdpOptions = {}) {
         emit: ctx.emit,
         onPing: (from, pingId) => {
           // Port 0 cannot be answered (dgram refuses it); our own address is never sent to.
-          if (socket !== undefined && from.port !== 0 && !isSelf(from)) transmit(from, encodePing(MESSAGE_PONG, pingId));
+          if (socket === undefined || from.port === 0 || isSelf(from)) return;
+          // A token bucket per address: up to maxPongsPerSecond at once, refilled at that rate.
+          // The table is bounded; an address pushed out starts again with a full bucket.
+          const key = `${from.host}|${from.port}`;
+          const now = ctx.clock.now();
+          let bucket = pongBuckets.get(key);
+          if (bucket === undefined) {
+            if (pongBuckets.size >= PONG_BUCKETS) pongBuckets.delete(pongBuckets.keys().next().value!);
+            bucket = { tokens: maxPongsPerSecond, at: now };
+          } else {
+            pongBuckets.delete(key);
+            bucket.tokens = Math.min(maxPongsPerSecond, bucket.tokens + (Math.max(0, now - bucket.at) * maxPongsPerSecond) / 1000);
+            bucket.at = now;
+          }
+          pongBuckets.set(key, bucket);
+          if (bucket.tokens < 1) {
+            counters.drop('pong-rate');
+            return;
+          }
+          bucket.tokens--;
+          transmit(from, encodePing(MESSAGE_PONG, pingId));
         },
         onPong: (from, pingId) => pings.resolve(pingKey(from, pingId), ctx.clock.now()),
       });

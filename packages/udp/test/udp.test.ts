@@ -323,6 +323,41 @@ describe('udp layer', () => {
     await b.stop();
   });
 
+  it('answers at most maxPongsPerSecond pings per address: a spoofed ping flood cannot make it a reflector, nor starve other peers', async () => {
+    const node = createNode({ layers: [udp({ host: '127.0.0.1', maxPongsPerSecond: 100 })] });
+    await node.start();
+    const flooder = createSocket('udp4');
+    await new Promise<void>((resolve) => flooder.bind(0, '127.0.0.1', () => resolve()));
+    let pongs = 0;
+    flooder.on('message', (message) => {
+      if (decodeControlDatagram(message).type === MESSAGE_PONG) pongs++;
+    });
+    const started = Date.now();
+    for (let i = 0; i < 1_000; i++) flooder.send(encodePing(MESSAGE_PING, i), node.localAddress().port, '127.0.0.1');
+    const counters = () => node.counters()['udp']!;
+    expect(await until(() => (counters()['pings-in'] ?? 0) === 1_000)).toBe(true);
+    const elapsedMs = Date.now() - started;
+    await sleep(50);
+    // A burst of 100, plus what the elapsed time refilled.
+    expect(pongs).toBeGreaterThanOrEqual(100);
+    expect(pongs).toBeLessThanOrEqual(100 + Math.ceil((elapsedMs / 1000) * 100) + 1);
+    expect(counters()['dropped.pong-rate']).toBe(1_000 - pongs);
+    // The bucket refills: a second later, pings are answered again.
+    await sleep(1_000);
+    const before = pongs;
+    for (let i = 0; i < 10; i++) flooder.send(encodePing(MESSAGE_PING, 5_000 + i), node.localAddress().port, '127.0.0.1');
+    expect(await until(() => pongs === before + 10)).toBe(true);
+    // Another address is answered at once whatever the first one does.
+    for (let i = 0; i < 1_000; i++) flooder.send(encodePing(MESSAGE_PING, 9_000 + i), node.localAddress().port, '127.0.0.1');
+    const other = createNode({ layers: [udp({ host: '127.0.0.1' })] });
+    await other.start();
+    for (let i = 0; i < 20; i++) await other.sendPing(node.localAddress());
+    await other.stop();
+    expect(() => udp({ maxPongsPerSecond: 0 })).toThrow(InvalidArgumentError);
+    flooder.close();
+    await node.stop();
+  });
+
   it('restarts 100 times on one node and 100 fresh stacks leave no socket, timer or listener behind', async () => {
     await sleep(50);
     const baseline = activeHandles();
