@@ -229,6 +229,7 @@ const kademliaMessage: fc.Arbitrary<KademliaMessage> = fc.oneof(
     .map((r) => ({ type: 5 as const, requestId: r.requestId, part: r.partSeed % r.parts, parts: r.parts, providers: r.providers, nodes: r.nodes })),
   fc.record({ type: fc.constant(6 as const), requestId: u32, topic: bytes(32), ttlSeconds: fc.integer({ min: 1, max: 0xffff_ffff }), peer: peerRecord }),
   fc.record({ type: fc.constant(7 as const), requestId: u32 }),
+  fc.record({ type: fc.constant(8 as const), topic: bytes(32), peer: peerRecord }),
 ) as fc.Arbitrary<KademliaMessage>;
 
 /** TCP: a run of frames fed to the incremental decoder in random pieces. */

@@ -134,6 +134,8 @@ export class KademliaEngine {
   private readonly searches = new Map<string, Search>();
   private readonly topics: TopicStore;
   private readonly announcing = new Map<string, () => void>();
+  /** Topic -> the nodes that acknowledged our latest announcement of it (told when we withdraw). */
+  private readonly announcedAt = new Map<string, readonly PeerRecord[]>();
   private readonly approving = new Set<string>();
   private readonly rejected = new Map<string, number>();
   private readonly pingingOldest = new Set<string>();
@@ -205,11 +207,12 @@ export class KademliaEngine {
   }
 
   stop(): void {
-    this.running = false;
     for (const stop of this.stopTimers) stop();
     this.stopTimers = [];
-    for (const stop of this.announcing.values()) stop();
+    // Withdraw our announcements (still sendable: the layers below stop after this one).
+    for (const key of [...this.announcing.keys()]) this.withdraw(key);
     this.announcing.clear();
+    this.running = false;
     if (this.joinTimer !== undefined) this.ctx.clock.clearTimeout(this.joinTimer);
     this.joinTimer = undefined;
     this.joinWanted = false;
@@ -851,9 +854,24 @@ export class KademliaEngine {
 
   unannounce(topic: Uint8Array): void {
     this.checkTopic(topic, 'unannounce');
-    const key = new NodeId(topic).hex;
+    this.withdraw(new NodeId(topic).hex);
+  }
+
+  /**
+   * Stops renewing the announcement of topic `key`, drops our own copy and tells the
+   * nodes that stored it, so lookups stop returning us at once rather than at its TTL.
+   */
+  private withdraw(key: string): void {
     this.announcing.get(key)?.();
     this.announcing.delete(key);
+    const local = this.ctx.localPeer();
+    this.topics.remove(key, local.id.hex, local.address.host, local.address.port);
+    const storedAt = this.announcedAt.get(key);
+    this.announcedAt.delete(key);
+    if (storedAt === undefined || !this.running) return;
+    const message = encodeMessage({ type: MESSAGE.withdraw, topic: NodeId.fromHex(key).bytes, peer: local });
+    for (const peer of storedAt) this.send(peer.address, message);
+    this.ctx.counters.add('withdrawals');
   }
 
   /** Stores the announcement on the k closest nodes to the topic (and here); resolves to how many acknowledged. */
@@ -865,10 +883,11 @@ export class KademliaEngine {
     const acks = await Promise.all(
       result.closest.map((peer) => this.requestAsync(peer, (requestId) => encodeMessage({ type: MESSAGE.announce, requestId, topic, ttlSeconds, peer: local }))),
     );
-    let stored = 0;
-    for (const ok of acks) if (ok) stored++;
+    const storedAt = result.closest.filter((_, i) => acks[i]);
+    // Only while still announced: an unannounce during this round has already withdrawn.
+    if (this.announcing.has(new NodeId(topic).hex)) this.announcedAt.set(new NodeId(topic).hex, storedAt);
     this.ctx.counters.add('announces');
-    return stored;
+    return storedAt.length;
   }
 
   async lookupTopic(topic: Uint8Array, options: TopicLookupOptions = {}): Promise<PeerRecord[]> {
@@ -956,6 +975,15 @@ export class KademliaEngine {
       case MESSAGE.announceAck:
         this.answer(message.requestId, from, 0, 1, [], []);
         break;
+      case MESSAGE.withdraw: {
+        if (!this.acceptable(message.peer)) return;
+        // Counted only from the address the announcement was stored with.
+        if (this.topics.remove(new NodeId(message.topic).hex, message.peer.id.hex, from.host, from.port)) {
+          this.ctx.counters.add('withdrawals-in');
+          this.ctx.counters.set('announcements', this.topics.size);
+        } else this.ctx.counters.drop('withdraw-unknown');
+        break;
+      }
     }
   }
 

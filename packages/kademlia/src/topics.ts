@@ -51,6 +51,20 @@ export class TopicStore {
     return 'stored';
   }
 
+  /**
+   * Removes `id`'s announcement of `topic` if it is stored with an address at `host` and
+   * `port` (a withdrawal counts only from where the announcement came). True if removed.
+   */
+  remove(topic: string, id: string, host: string, port: number): boolean {
+    const providers = this.topics.get(topic);
+    const stored = providers?.get(id);
+    if (stored === undefined || stored.peer.address.host !== host || stored.peer.address.port !== port) return false;
+    providers!.delete(id);
+    this.count--;
+    if (providers!.size === 0) this.topics.delete(topic);
+    return true;
+  }
+
   /** Unexpired providers of `topic`, at most `limit`. */
   providers(topic: string, now: number, limit = Number.POSITIVE_INFINITY): PeerRecord[] {
     const out: PeerRecord[] = [];

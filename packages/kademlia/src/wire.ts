@@ -13,6 +13,7 @@
  * | 5 | RESPONSE | request id u32, part u8, parts u8, provider count u8, node count u8, provider records, node records |
  * | 6 | ANNOUNCE | request id u32, topic (32), ttl seconds u32 (>= 1), sender's peer record |
  * | 7 | ANNOUNCE_ACK | request id u32 |
+ * | 8 | WITHDRAW | topic (32), sender's peer record (no answer) |
  *
  * A response larger than one datagram is split into parts (`encodeResponse`); each part
  * is a complete message on its own, so a lost part loses only its records. Decoders are
@@ -45,6 +46,7 @@ export const MESSAGE = {
   response: 5,
   announce: 6,
   announceAck: 7,
+  withdraw: 8,
 } as const;
 
 export type MessageType = (typeof MESSAGE)[keyof typeof MESSAGE];
@@ -70,7 +72,8 @@ export type KademliaMessage =
       readonly nodes: readonly PeerRecord[];
     }
   | { readonly type: typeof MESSAGE.announce; readonly requestId: number; readonly topic: Uint8Array; readonly ttlSeconds: number; readonly peer: PeerRecord }
-  | { readonly type: typeof MESSAGE.announceAck; readonly requestId: number };
+  | { readonly type: typeof MESSAGE.announceAck; readonly requestId: number }
+  | { readonly type: typeof MESSAGE.withdraw; readonly topic: Uint8Array; readonly peer: PeerRecord };
 
 function recordsLength(records: readonly PeerRecord[]): number {
   let total = 0;
@@ -94,6 +97,8 @@ export function messageLength(message: KademliaMessage): number {
       return CONTROL_HEADER_LENGTH + 4 + TOPIC_LENGTH + 4 + encodePeerRecord(message.peer).byteLength;
     case MESSAGE.announceAck:
       return CONTROL_HEADER_LENGTH + 4;
+    case MESSAGE.withdraw:
+      return CONTROL_HEADER_LENGTH + TOPIC_LENGTH + encodePeerRecord(message.peer).byteLength;
   }
 }
 
@@ -143,6 +148,10 @@ export function encodeMessage(message: KademliaMessage): Uint8Array {
     case MESSAGE.announceAck:
       checkU32(message.requestId, 'request id');
       writer.u32(message.requestId);
+      break;
+    case MESSAGE.withdraw:
+      check32(message.topic, 'topic');
+      writer.raw(message.topic).raw(encodePeerRecord(message.peer));
       break;
   }
   return writer.finish();
@@ -224,6 +233,11 @@ export function decodeMessage(type: number, body: Uint8Array): KademliaMessage {
     case MESSAGE.announceAck:
       message = { type, requestId: reader.u32('kademlia request id') };
       break;
+    case MESSAGE.withdraw: {
+      const topic = reader.bytesCopy(TOPIC_LENGTH, 'kademlia topic');
+      message = { type, topic, peer: readPeerRecord(reader) };
+      break;
+    }
     default:
       throw new WireError('WIRE_UNKNOWN_TYPE', `kademlia: unknown message type ${type}`);
   }
@@ -247,4 +261,8 @@ export function encodeAnnounce(requestId: number, topic: Uint8Array, ttlSeconds:
 
 export function encodeAnnounceAck(requestId: number): Uint8Array {
   return encodeMessage({ type: MESSAGE.announceAck, requestId });
+}
+
+export function encodeWithdraw(topic: Uint8Array, peer: PeerRecord): Uint8Array {
+  return encodeMessage({ type: MESSAGE.withdraw, topic, peer });
 }

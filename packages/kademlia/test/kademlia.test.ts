@@ -153,10 +153,27 @@ describe('kademlia on the in-memory network', () => {
     // Renewed at half the TTL: still found after several lifetimes.
     await sim.clock.advance(200_000);
     expect(await settle(sim.clock, sim.alive[22]!.lookupTopic(topic))).toHaveLength(3);
-    // After unannounce, the stored copies expire at their TTL.
-    for (const p of providers) p.unannounce(topic);
-    await sim.clock.advance(100_000);
-    expect(await settle(sim.clock, sim.alive[23]!.lookupTopic(topic))).toEqual([]);
+    // Unannounce withdraws the stored copies at once (not at their TTL): one provider
+    // unannounces, another stops; only the third is found a second later.
+    providers[0]!.unannounce(topic);
+    await providers[1]!.stop();
+    await sim.clock.advance(1_000);
+    const left = await settle(sim.clock, sim.alive[23]!.lookupTopic(topic));
+    expect(left.map((p) => p.id.hex)).toEqual([providers[2]!.id.hex]);
+    const withdrawalsIn = sim.alive.reduce((sum, n) => sum + (n.counters()['kademlia']?.['withdrawals-in'] ?? 0), 0);
+    expect(withdrawalsIn).toBeGreaterThanOrEqual(2 * 15);
+    // A withdrawal from another address than the announcement's is refused.
+    const storer = sim.alive.find((n) => n !== providers[2] && n.counters()['kademlia']?.['announcements'] === 1)!;
+    expect(storer).toBeDefined();
+    const forged = encodeMessage({ type: MESSAGE.withdraw, topic, peer: providers[2]!.localPeer() });
+    sim.network.send(sim.alive[30]!.localAddress(), storer.localAddress(), new Uint8Array([0, ...forged]));
+    await sim.clock.advance(100);
+    expect(storer.counters()['kademlia']!['dropped.withdraw-unknown']).toBe(1);
+    expect((await settle(sim.clock, sim.alive[24]!.lookupTopic(topic))).map((p) => p.id.hex)).toEqual([providers[2]!.id.hex]);
+    // The last one unannounces as well: nothing is found.
+    providers[2]!.unannounce(topic);
+    await sim.clock.advance(1_000);
+    expect(await settle(sim.clock, sim.alive[25]!.lookupTopic(topic))).toEqual([]);
     await expect(sim.alive[1]!.announce(new Uint8Array(5))).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(sim.alive[1]!.lookupTopic(topic, { limit: 0 })).rejects.toBeInstanceOf(InvalidArgumentError);
     await stopAll(sim);

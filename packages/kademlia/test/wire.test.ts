@@ -22,6 +22,7 @@ const messages: KademliaMessage[] = [
   { type: MESSAGE.response, requestId: 9, part: 2, parts: 3, providers: [], nodes: [] },
   { type: MESSAGE.announce, requestId: 10, topic: target, ttlSeconds: 600, peer: alice },
   { type: MESSAGE.announceAck, requestId: 11 },
+  { type: MESSAGE.withdraw, topic: target, peer: signed },
 ];
 
 describe('kademlia wire', () => {
@@ -39,6 +40,7 @@ describe('kademlia wire', () => {
     expect(toHex(encodeMessage({ type: MESSAGE.announce, requestId: 3, topic: new Uint8Array(32), ttlSeconds: 600, peer: alice }))).toBe(
       `0108010600000003${'00'.repeat(32)}00000258${record}`,
     );
+    expect(toHex(encodeMessage({ type: MESSAGE.withdraw, topic: new Uint8Array(32).fill(1), peer: alice }))).toBe(`01080108${'01'.repeat(32)}${record}`);
   });
 
   it('round-trips every message at its exact length', () => {
