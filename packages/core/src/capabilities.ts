@@ -33,6 +33,14 @@ export interface FindOptions {
 export interface SendOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
+  /**
+   * A hint for connection-based transports: when a new connection has to be made, this
+   * message may go out with the connection's introduction, before the peer has
+   * introduced itself (one round trip less). Only for messages any node may see, such
+   * as the first message of a handshake: the peer's identity is confirmed after the
+   * message left. Transports without connections ignore it. Default false.
+   */
+  early?: boolean;
 }
 
 export interface ReliableSendOptions extends SendOptions {

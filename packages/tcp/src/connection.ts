@@ -55,6 +55,11 @@ const STAGE_FRAME_LIMIT = 8 * 1024;
 /** A quiet tick stages from Node's shared pool (allocations under 4 KiB) and keeps nothing. */
 const SMALL_STAGE_BYTES = 4095;
 const EMPTY_STAGE = Buffer.alloc(0);
+/**
+ * Largest message written ahead of the peer's HELLO (`SendOptions.early`). Small enough
+ * for any sensible peer limit and for one segment with the HELLO.
+ */
+export const EARLY_MESSAGE_BYTES = 1024;
 /** Largest piece of a stream written at once (bounded by the peer's credit too). */
 export const STREAM_PIECE_BYTES = 1024 * 1024;
 
@@ -108,6 +113,12 @@ export interface Waiter {
   done: boolean;
   /** Writes it, on `connection`, at admission. */
   write(connection: Connection): void;
+  /**
+   * For messages sent with `SendOptions.early`: writes it on a connection still waiting
+   * for the peer's HELLO, if that connection takes it; true when written (the waiter is
+   * then done and settles with the introduction).
+   */
+  early?: (connection: Connection) => boolean;
   fail(error: Error): void;
 }
 
@@ -215,6 +226,32 @@ export class Connection implements IncomingStreamHost, FrameSink {
     if (this.sentHello || this.state !== 'handshake') return;
     this.sentHello = true;
     this.writeRaw(this.host.hello());
+  }
+
+  /**
+   * True while a message may be written ahead of the peer's HELLO: this node dialed,
+   * introduced itself, and has not heard back yet (see {@link writeEarlyMessage}).
+   */
+  get acceptsEarly(): boolean {
+    return this.outbound && !this.adopted && this.sentHello && this.state === 'handshake' && !this.socket.destroyed && !this.socket.writableEnded;
+  }
+
+  /**
+   * Writes a small message right behind our HELLO, before the peer introduced itself
+   * (`SendOptions.early`): it leaves in the same segment as the HELLO. The peer's limits
+   * are not known yet; a message over {@link EARLY_MESSAGE_BYTES} or over our own limit
+   * is refused here (the caller sends it the normal way).
+   */
+  writeEarlyMessage(data: Uint8Array): boolean {
+    if (!this.acceptsEarly || data.byteLength > EARLY_MESSAGE_BYTES || data.byteLength > this.host.settings.maxMessageBytes) return false;
+    this.hot.messagesOut++;
+    this.hot.bytesOut += FRAME_HEADER_LENGTH + data.byteLength;
+    const offset = this.reserve(FRAME_HEADER_LENGTH + data.byteLength);
+    const stage = this.stage;
+    stage[offset] = FRAME_MESSAGE;
+    stage.writeUInt32BE(data.byteLength, offset + 1);
+    stage.set(data, offset + FRAME_HEADER_LENGTH);
+    return true;
   }
 
   /** Bytes written but not yet taken by the OS, plus bytes waiting for admission. */

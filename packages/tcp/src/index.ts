@@ -45,7 +45,7 @@ import {
   type PeerRecord,
   type SendOptions,
 } from '@deccom/core';
-import { COPY_LIMIT_BYTES, Connection, type ConnectionHost, type ConnectionSettings, type HotCounters, type Waiter } from './connection.js';
+import { COPY_LIMIT_BYTES, Connection, EARLY_MESSAGE_BYTES, type ConnectionHost, type ConnectionSettings, type HotCounters, type Waiter } from './connection.js';
 import { ConnectionError, MessageTooLargeError } from './errors.js';
 import { encodeHello, FRAME_HEADER_LENGTH, MAX_U32, TCP_PROTOCOL } from './wire.js';
 
@@ -73,6 +73,7 @@ export {
   type Hello,
 } from './wire.js';
 export type { IncomingStream } from './incoming-stream.js';
+export { EARLY_MESSAGE_BYTES } from './connection.js';
 
 /** Options of {@link AdoptTcpSocket}. */
 export interface AdoptOptions {
@@ -279,9 +280,28 @@ export function tcp(options: TcpOptions = {}) {
           peer.active.enqueue(waiter);
           return;
         }
+        if (waiter.early && peer.queue.length === 0 && !usable(peer.active)) {
+          // A dial of ours already introduced itself: an early message can follow its HELLO.
+          for (const connection of peer.connections) if (connection.acceptsEarly && waiter.early(connection)) return;
+        }
         peer.queue.push(waiter);
         if (usable(peer.active)) flushQueue(peer, peer.active);
         else ensureDial(peer);
+      };
+
+      /**
+       * Our dial is up and introduced itself: the early messages at the head of the queue
+       * go out right behind the HELLO, in order (the first that cannot stops it).
+       */
+      const writeEarly = (peer: PeerState, connection: Connection): void => {
+        const queue = peer.queue;
+        let taken = 0;
+        while (taken < queue.length) {
+          const waiter = queue[taken]!;
+          if (!waiter.done && !(waiter.early && waiter.early(connection))) break;
+          taken++;
+        }
+        if (taken > 0) peer.queue = queue.slice(taken);
       };
 
       const flushQueue = (peer: PeerState, connection: Connection): void => {
@@ -436,7 +456,10 @@ export function tcp(options: TcpOptions = {}) {
         owners.set(connection, peer);
         peer.connections.add(connection);
         ctx.counters.add('connections-out');
-        socket.once('connect', () => connection.introduce());
+        socket.once('connect', () => {
+          connection.introduce();
+          if (peer.queue.length > 0 && !usable(peer.active)) writeEarly(peer, connection);
+        });
         await connection.ready;
       };
 
@@ -496,6 +519,7 @@ export function tcp(options: TcpOptions = {}) {
         write: (connection: Connection) => Promise<void> | void,
         resolve: () => void,
         reject: (error: unknown) => void,
+        writeEarly?: (connection: Connection) => boolean,
       ): Waiter => {
         const signal = sendOptions?.signal;
         const timeoutMs = sendOptions?.timeoutMs ?? sendTimeoutMs;
@@ -536,6 +560,20 @@ export function tcp(options: TcpOptions = {}) {
             settle(error);
           },
         };
+        if (writeEarly) {
+          // Written ahead of the peer's HELLO: settled by the introduction (a refused or
+          // failed one rejects it; it is not sent again, since it may have arrived).
+          waiter.early = (connection) => {
+            if (waiter.done || !writeEarly(connection)) return false;
+            waiter.done = true;
+            writing = connection;
+            connection.ready.then(
+              () => settle(),
+              (error: unknown) => settle(error),
+            );
+            return true;
+          };
+        }
         const expire = (error: Error): void => {
           if (settled) return;
           if (!waiter.done) {
@@ -695,8 +733,9 @@ export function tcp(options: TcpOptions = {}) {
               active.writeMessage(data);
               return;
             }
+            const early = sendOptions?.early === true && data.byteLength <= EARLY_MESSAGE_BYTES ? (connection: Connection) => connection.writeEarlyMessage(data) : undefined;
             await new Promise<void>((resolve, reject) => {
-              route(peer, waiterFor(FRAME_HEADER_LENGTH + data.byteLength, sendOptions, 'sendMessage', (connection) => connection.writeMessage(data), resolve, reject));
+              route(peer, waiterFor(FRAME_HEADER_LENGTH + data.byteLength, sendOptions, 'sendMessage', (connection) => connection.writeMessage(data), resolve, reject, early));
             });
           },
           sendStream: async (to: NodeId, source: ByteSource, sendOptions?: SendOptions) => {

@@ -241,6 +241,95 @@ for (const host of HOSTS) {
       expect(tcpCounters(a)['identity-mismatches']).toBe(1);
     });
 
+    it('an early message leaves with the HELLO, before the peer introduced itself, and resolves with the introduction', async () => {
+      const book = new Book();
+      const a = track(makeNode(book, host));
+      await startIn(book, a);
+      const peer = Identity.fromString('raw');
+      const hello = rawHello(host, 'raw');
+      const message = pattern(40, 7);
+      let received = new Uint8Array(0);
+      let server!: Socket;
+      const gotData = new Promise<void>((resolve) => {
+        const listener = createServer((socket) => {
+          server = socket;
+          sockets.push(socket);
+          socket.on('data', (data: Buffer) => {
+            const joined = new Uint8Array(received.length + data.length);
+            joined.set(received);
+            joined.set(data, received.length);
+            received = joined;
+            resolve();
+          });
+        });
+        servers.push(listener);
+        listener.listen(0, host, () => {
+          book.records.set(peer.id.hex, createPeerRecord(peer.public, { host, port: 1 }, (listener.address() as { port: number }).port));
+        });
+      });
+      await waitFor(() => book.records.has(peer.id.hex));
+      let settled = false;
+      const sent = a.sendMessage(peer.id, message, { early: true }).then(() => (settled = true));
+      await gotData;
+      // Our HELLO, then the message frame, with nothing from the peer yet.
+      const helloIn = (): number => (received.length >= 5 ? 5 + new DataView(received.buffer).getUint32(1) : Infinity);
+      expect(await waitFor(() => received.length >= helloIn() + 5 + message.length)).toBe(true);
+      const helloLength = 5 + new DataView(received.buffer).getUint32(1);
+      expect(received[0]).toBe(0x01);
+      expect(received[helloLength]).toBe(FRAME_MESSAGE);
+      expect(new DataView(received.buffer).getUint32(helloLength + 1)).toBe(message.length);
+      expect(received.subarray(helloLength + 5, helloLength + 5 + message.length)).toEqual(message);
+      await sleep(20);
+      expect(settled).toBe(false); // settles with the introduction, not with the write
+      server.write(hello);
+      await sent;
+      expect(settled).toBe(true);
+      expect(tcpCounters(a)['connections-out']).toBe(1);
+    });
+
+    it('an early message to a node that introduces itself as another fails with IDENTITY_MISMATCH and is not sent again', async () => {
+      const book = new Book();
+      const a = track(makeNode(book, host));
+      const b = track(makeNode(book, host));
+      await startIn(book, a);
+      await startIn(book, b);
+      const seen: Uint8Array[] = [];
+      b.handle('message', (data) => seen.push(data));
+      const ghost = Identity.generate();
+      book.records.set(ghost.id.hex, createPeerRecord(ghost.public, b.localPeer().address, b.localTcpPort()));
+      const error = await a.sendMessage(ghost.id, Uint8Array.of(9), { early: true }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(ConnectionError);
+      expect((error as ConnectionError).code).toBe('IDENTITY_MISMATCH');
+      expect(tcpCounters(a)['connections-out']).toBe(1);
+      // It left before the peer introduced itself: the node that answered got it (hence
+      // `early` only for messages any node may see).
+      expect(await waitFor(() => seen.length === 1)).toBe(true);
+    });
+
+    it('early messages keep their order with messages sent after them, and a large one waits for the introduction', async () => {
+      const book = new Book();
+      const a = track(makeNode(book, host));
+      const b = track(makeNode(book, host));
+      await startIn(book, a);
+      await startIn(book, b);
+      const seen: number[] = [];
+      b.handle('message', (data) => seen.push(data[0]!));
+      const large = new Uint8Array(4096).fill(3);
+      await Promise.all([
+        a.sendMessage(b.id, Uint8Array.of(1), { early: true }),
+        a.sendMessage(b.id, Uint8Array.of(2), { early: true }),
+        a.sendMessage(b.id, large, { early: true }),
+        a.sendMessage(b.id, Uint8Array.of(4)),
+        a.sendMessage(b.id, Uint8Array.of(5), { early: true }),
+      ]);
+      expect(await waitFor(() => seen.length === 5)).toBe(true);
+      expect(seen).toEqual([1, 2, 3, 4, 5]);
+      expect(tcpCounters(a)['connections-out']).toBe(1);
+    });
+
     it('fails fast for unknown peers and peers without a TCP port', async () => {
       const book = new Book();
       const a = track(makeNode(book, host));

@@ -27,7 +27,7 @@ describe('tcp in a stack', () => {
 
   it('exposes sendMessage, sendStream, openConnection and the message hooks with discovery below', () => {
     const node = createNode({ layers: [discovery, tcp()] });
-    expectTypeOf(node.sendMessage).parameters.toEqualTypeOf<[NodeId, Uint8Array, ({ signal?: AbortSignal; timeoutMs?: number } | undefined)?]>();
+    expectTypeOf(node.sendMessage).parameters.toEqualTypeOf<[NodeId, Uint8Array, ({ signal?: AbortSignal; timeoutMs?: number; early?: boolean } | undefined)?]>();
     expectTypeOf(node.sendStream).returns.toEqualTypeOf<Promise<void>>();
     expectTypeOf(node.openConnection).returns.toEqualTypeOf<Promise<void>>();
     expectTypeOf(node.localTcpPort).returns.toEqualTypeOf<number | undefined>();
