@@ -256,10 +256,20 @@ function asBuffer(bytes: Uint8Array): Buffer {
 
 /** Ephemeral key pairs made ahead of use, off the main thread (libuv's thread pool). */
 const EPHEMERAL_POOL_SIZE = 32;
-/** Key generation jobs on the thread pool at once (more measured no faster here: they compete with signature checks). */
-const EPHEMERAL_JOBS = 1;
-/** Recently imported public keys: a handshake uses the peer's keys in two or three DHs. */
-const PUBLIC_KEY_CACHE_SIZE = 64;
+/**
+ * Key generation jobs on the thread pool at once. A finished job is seen (and the next
+ * one started) only when the event loop polls again, so under a stream of handshakes a
+ * single job at a time left the pool empty for more than half of the handshakes, which
+ * then generated their keys on the main thread; a job per libuv thread keeps it filled.
+ */
+const EPHEMERAL_JOBS = 4;
+/**
+ * Recently used public keys, least recently used dropped first: a handshake uses the
+ * peer's ephemeral key in two DHs and its static key in one, and a peer met again (a
+ * reconnect) brings the same static key, which a use moves to the back of the queue so
+ * the ephemeral keys passing through do not push it out.
+ */
+const PUBLIC_KEY_CACHE_SIZE = 256;
 
 function nodeDh(nodeCrypto: NodeCrypto, name: DhName): DhFunctions {
   const length = name === '25519' ? 32 : 56;
@@ -273,8 +283,10 @@ function nodeDh(nodeCrypto: NodeCrypto, name: DhName): DhFunctions {
     if (key === undefined) {
       key = nodeCrypto.createPublicKey({ key: { kty: 'OKP', crv: curve, x }, format: 'jwk' });
       if (publicKeys.size >= PUBLIC_KEY_CACHE_SIZE) publicKeys.delete(publicKeys.keys().next().value!);
-      publicKeys.set(x, key);
+    } else {
+      publicKeys.delete(x);
     }
+    publicKeys.set(x, key);
     return key;
   };
   const rawPublic = (key: KeyObject): Uint8Array => {

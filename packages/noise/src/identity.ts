@@ -82,8 +82,9 @@ const edKeys = new Map<string, KeyObject>();
  * ~100 us a verification costs. Same results and errors.
  */
 export async function verifyIdentityProofAsync(payload: Uint8Array, remoteStaticKey: Uint8Array, expectedId?: NodeId): Promise<PublicIdentity> {
-  const key = cacheKey(payload, remoteStaticKey);
-  const known = verified.get(key);
+  // With the cache off (verifiedLimit 0) no key is built: nothing could be found or kept.
+  const key = verifiedLimit > 0 ? cacheKey(payload, remoteStaticKey) : undefined;
+  const known = key === undefined ? undefined : verified.get(key);
   if (known !== undefined) return checkExpected(known, expectedId);
   const node = loadNodeCrypto();
   if (node === undefined) return verifyIdentityProof(payload, remoteStaticKey, expectedId);
@@ -105,7 +106,7 @@ export async function verifyIdentityProofAsync(payload: Uint8Array, remoteStatic
   });
   if (!valid) throw new NoiseError('BAD_IDENTITY_PROOF', 'the identity signature over the Noise static key is invalid');
   const identity = new PublicIdentity('ed25519', proof.publicKey);
-  remember(key, identity);
+  if (key !== undefined) remember(key, identity);
   return checkExpected(identity, expectedId);
 }
 

@@ -141,6 +141,7 @@ interface Pending {
 }
 
 const EMPTY = new Uint8Array(0);
+const EARLY: SendOptions = { early: true };
 /** Stream frames up to this size are sealed into one array (the copy is cheaper than handing down three). */
 const COPY_FRAME_BYTES = 16 * 1024;
 
@@ -205,8 +206,8 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         return out;
       };
 
-      const sendRaw = (to: NodeId, bytes: Uint8Array): void => {
-        ctx.below.sendMessage(to, bytes).catch((error: unknown) => {
+      const sendRaw = (to: NodeId, bytes: Uint8Array, sendOptions?: SendOptions): void => {
+        ctx.below.sendMessage(to, bytes, sendOptions).catch((error: unknown) => {
           counters.add('send-errors');
           const entry = pending.get(to.hex);
           if (entry && entry.handshake) {
@@ -311,7 +312,9 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         const handshake = new HandshakeState({ protocol, initiator: true, prologue, staticKeyPair, crypto });
         entry.handshake = handshake;
         counters.add('handshakes-initiated');
-        sendRaw(id, withKind(STREAM_MESSAGE.handshake1, handshake.writeMessage(EMPTY)));
+        // The first message is an ephemeral key anyone may see: it may ride with a new
+        // connection's introduction (the transport confirms the peer's id after it left).
+        sendRaw(id, withKind(STREAM_MESSAGE.handshake1, handshake.writeMessage(EMPTY)), EARLY);
         return entry.promise;
       };
 
