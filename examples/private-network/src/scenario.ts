@@ -125,7 +125,7 @@ export async function privateNetwork(log: (line: string) => void): Promise<Priva
     log(`alice.findPeer(outsider): ${report.findOutsider}`);
 
     // Members broadcast to each other; the outsider sends to the members it knows.
-    const droppedBefore = new Map(members.map(({ name, node }) => [name, dropped(node)]));
+    const droppedBefore = new Map<string, number>(members.map(({ name, node }) => [name, dropped(node)]));
     for (const { name, node } of members) node.broadcast(utf8Encode(`hello from ${name}`));
     for (const address of addresses.values()) outsider.sendDatagram(address, utf8Encode('let me in'));
     const refusedNow = (name: string, node: (typeof members)[number]['node']): number => dropped(node) - droppedBefore.get(name)!;
