@@ -4,7 +4,8 @@
  * falls back to streaming objects for long keys and inputs), and sealing / opening in
  * parts.
  */
-import { describe, expect, it } from 'vitest';
+import { generateKeyPairSync } from 'node:crypto';
+import { describe, expect, it, vi } from 'vitest';
 import { CipherState, nobleNoiseCrypto, nodeNoiseCrypto, type HashName } from '../src/index.js';
 
 const node = nodeNoiseCrypto()!;
@@ -78,6 +79,29 @@ describe('crypto paths', () => {
           expect(open.decryptAtParts(length, ad, pieces, tag.subarray(0, 15))).toBeUndefined();
         }
       }
+    }
+  });
+
+  it('generated X25519 / X448 key pairs agree in DH and their keys are never export()ed (Node 20 can deadlock there)', async () => {
+    // export() holds the key's mutex while allocating; a GC then may destroy the job that
+    // generated the key, which takes the same mutex (see nodeDh in src/crypto.ts).
+    const keyObjectPrototypes = new Set(Object.values(generateKeyPairSync('x25519')).map((key: object) => Object.getPrototypeOf(key) as { export: unknown }));
+    const spies = [...keyObjectPrototypes].map((prototype) => vi.spyOn(prototype as { export: () => unknown }, 'export'));
+    try {
+      for (const name of ['25519', '448'] as const) {
+        const dh = node.dh(name);
+        const pairs = Array.from({ length: 40 }, () => dh.generateKeyPair()); // synchronous, and starts the pool
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        pairs.push(...Array.from({ length: 8 }, () => dh.generateKeyPair())); // from the pool
+        for (let i = 1; i < pairs.length; i++) {
+          expect(pairs[i]!.publicKey.length).toBe(dh.length);
+          expect(hex(dh.dh(pairs[i - 1]!, pairs[i]!.publicKey))).toBe(hex(dh.dh(pairs[i]!, pairs[i - 1]!.publicKey)));
+        }
+        expect(new Set(pairs.map((pair) => hex(pair.publicKey))).size).toBe(pairs.length);
+      }
+      for (const spy of spies) expect(spy).not.toHaveBeenCalled();
+    } finally {
+      for (const spy of spies) spy.mockRestore();
     }
   });
 });
