@@ -1,9 +1,12 @@
 /**
- * Suite `noise`: the cost of security, measured in one process on 127.0.0.1, with the
- * baselines in the same run (figures are medians of RUNS runs, variants interleaved).
+ * Suite `noise`: the cost of security on 127.0.0.1, with the baselines in the same run.
+ * Every measurement runs in a fresh process of its own after an untimed warm-up of the
+ * same kind (see main()); the suite repeats them RUNS times in the same order, so the
+ * variants interleave. Figures are medians of the runs; a ratio is the median of the
+ * per-run ratios.
  *
  * - crypto: ChaCha20-Poly1305 on 64 KiB and X25519, node:crypto path vs noble path;
- * - handshakes per second, both sides in this process, PAIRS pairs each handshaking in
+ * - handshakes per second, both sides in one process, PAIRS pairs each handshaking in
  *   a loop, identity-proof cache off (every handshake verifies its Ed25519 signature):
  *   the pure handshake core (no I/O); `noise()` over UDP (and, for orientation, with the
  *   library's default proof cache, as between peers that met before); `noiseStream()` over
@@ -54,7 +57,7 @@ const secretStream = (): any => (secretStreamModule ??= require('@hyperswarm/sec
 
 const MIB = 1024 * 1024;
 const HOST = '127.0.0.1';
-const RUNS = Math.max(3, Number(process.env['BENCH_RUNS'] ?? 3));
+const RUNS = Math.max(3, Number(process.env['BENCH_RUNS'] ?? 5));
 const BYTES = Number(process.env['BENCH_NOISE_BYTES'] ?? 1024 * MIB);
 const LIBP2P_BYTES = Number(process.env['BENCH_NOISE_LIBP2P_BYTES'] ?? 256 * MIB);
 const HANDSHAKE_MS = Number(process.env['BENCH_NOISE_HANDSHAKE_MS'] ?? 3_000);
@@ -623,26 +626,29 @@ async function main(): Promise<void> {
   );
   const f = (name: string): number => figures[name]!;
   const has = (...names: string[]): boolean => names.every((name) => figures[name] !== undefined);
+  // A ratio is the median of the per-run ratios: the two figures of a run are measured
+  // minutes apart at most, so a drift of the (shared) machine between runs cancels out.
+  const ratio = (a: string, b: string): number => median(series[a]!.map((value, run) => value / series[b]![run]!));
   const acceptance = [
     ...(has('handshakes-per-s.deccom-udp') ? [accept('handshakes/s, noise() over UDP (>= 1,000)', f('handshakes-per-s.deccom-udp'), 1_000)] : []),
     ...(has('handshakes-per-s.deccom-tcp', 'handshakes-per-s.secret-stream')
-      ? [accept('handshakes/s over TCP, new connection each: deccom / secret-stream', f('handshakes-per-s.deccom-tcp') / f('handshakes-per-s.secret-stream'), 1)]
+      ? [accept('handshakes/s over TCP, new connection each: deccom / secret-stream', ratio('handshakes-per-s.deccom-tcp', 'handshakes-per-s.secret-stream'), 1)]
       : []),
     ...(has('handshakes-per-s.deccom-tcp', 'handshakes-per-s.libp2p')
-      ? [accept('handshakes/s over TCP, new connection each: deccom / libp2p', f('handshakes-per-s.deccom-tcp') / f('handshakes-per-s.libp2p'), 5)]
+      ? [accept('handshakes/s over TCP, new connection each: deccom / libp2p', ratio('handshakes-per-s.deccom-tcp', 'handshakes-per-s.libp2p'), 5)]
       : []),
     ...(has('handshakes-per-s.deccom-udp', 'handshakes-per-s.secret-stream')
-      ? [accept('handshakes/s, noise() over UDP / secret-stream', f('handshakes-per-s.deccom-udp') / f('handshakes-per-s.secret-stream'), 1)]
+      ? [accept('handshakes/s, noise() over UDP / secret-stream', ratio('handshakes-per-s.deccom-udp', 'handshakes-per-s.secret-stream'), 1)]
       : []),
     ...(has('stream-MBps.deccom-noise', 'stream-MBps.raw-node-net')
-      ? [accept('encrypted stream / raw node:net', f('stream-MBps.deccom-noise') / f('stream-MBps.raw-node-net'), 0.5)]
+      ? [accept('encrypted stream / raw node:net', ratio('stream-MBps.deccom-noise', 'stream-MBps.raw-node-net'), 0.5)]
       : []),
-    ...(has('stream-MBps.deccom-noise', 'stream-MBps.libp2p') ? [accept('encrypted stream / libp2p', f('stream-MBps.deccom-noise') / f('stream-MBps.libp2p'), 2.5)] : []),
+    ...(has('stream-MBps.deccom-noise', 'stream-MBps.libp2p') ? [accept('encrypted stream / libp2p', ratio('stream-MBps.deccom-noise', 'stream-MBps.libp2p'), 2.5)] : []),
     ...(has('stream-MBps.deccom-noise', 'stream-MBps.secret-stream')
-      ? [accept('encrypted stream / secret-stream', f('stream-MBps.deccom-noise') / f('stream-MBps.secret-stream'), 1)]
+      ? [accept('encrypted stream / secret-stream', ratio('stream-MBps.deccom-noise', 'stream-MBps.secret-stream'), 1)]
       : []),
-    ...(has('aead-64k-MBps.node', 'aead-64k-MBps.noble') ? [accept('node:crypto / noble, ChaCha20-Poly1305 64 KiB', f('aead-64k-MBps.node') / f('aead-64k-MBps.noble'), 1)] : []),
-    ...(has('x25519-per-s.node', 'x25519-per-s.noble') ? [accept('node:crypto / noble, X25519', f('x25519-per-s.node') / f('x25519-per-s.noble'), 1)] : []),
+    ...(has('aead-64k-MBps.node', 'aead-64k-MBps.noble') ? [accept('node:crypto / noble, ChaCha20-Poly1305 64 KiB', ratio('aead-64k-MBps.node', 'aead-64k-MBps.noble'), 1)] : []),
+    ...(has('x25519-per-s.node', 'x25519-per-s.noble') ? [accept('node:crypto / noble, X25519', ratio('x25519-per-s.node', 'x25519-per-s.noble'), 1)] : []),
   ];
   console.log(`stray socket errors ignored: ${stray}; libp2p dials that timed out: ${timeouts}`);
   if (ONLY.length > 0) {
