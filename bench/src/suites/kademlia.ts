@@ -258,6 +258,7 @@ printTable('kademlia: simulated networks (virtual clock, 50 +/- 10 ms links, 5 s
     { type: MESSAGE.response, requestId: 9, part: 0, parts: 1, providers: [peer], nodes: [peer, peer] },
     { type: MESSAGE.announce, requestId: 10, topic: target, ttlSeconds: 600, peer },
     { type: MESSAGE.announceAck, requestId: 11 },
+    { type: MESSAGE.withdraw, topic: target, peer },
   ];
   const random = seededRandom(2024);
   const started = performance.now();
