@@ -885,7 +885,8 @@ export class KademliaEngine {
     );
     const storedAt = result.closest.filter((_, i) => acks[i]);
     // Only while still announced: an unannounce during this round has already withdrawn.
-    if (this.announcing.has(new NodeId(topic).hex)) this.announcedAt.set(new NodeId(topic).hex, storedAt);
+    const key = new NodeId(topic).hex;
+    if (this.announcing.has(key)) this.announcedAt.set(key, storedAt);
     this.ctx.counters.add('announces');
     return storedAt.length;
   }

@@ -246,12 +246,17 @@ export class Connection implements IncomingStreamHost, FrameSink {
     if (!this.acceptsEarly || data.byteLength > EARLY_MESSAGE_BYTES || data.byteLength > this.host.settings.maxMessageBytes) return false;
     this.hot.messagesOut++;
     this.hot.bytesOut += FRAME_HEADER_LENGTH + data.byteLength;
+    this.stageMessage(data);
+    return true;
+  }
+
+  /** Copies a small message frame into the stage (written with the next flush). */
+  private stageMessage(data: Uint8Array): void {
     const offset = this.reserve(FRAME_HEADER_LENGTH + data.byteLength);
     const stage = this.stage;
     stage[offset] = FRAME_MESSAGE;
     stage.writeUInt32BE(data.byteLength, offset + 1);
     stage.set(data, offset + FRAME_HEADER_LENGTH);
-    return true;
   }
 
   /** Bytes written but not yet taken by the OS, plus bytes waiting for admission. */
@@ -572,11 +577,7 @@ export class Connection implements IncomingStreamHost, FrameSink {
     this.hot.messagesOut++;
     this.hot.bytesOut += FRAME_HEADER_LENGTH + data.byteLength;
     if (data.byteLength <= STAGE_FRAME_LIMIT && !this.socket.destroyed && !this.socket.writableEnded) {
-      const offset = this.reserve(FRAME_HEADER_LENGTH + data.byteLength);
-      const stage = this.stage;
-      stage[offset] = FRAME_MESSAGE;
-      stage.writeUInt32BE(data.byteLength, offset + 1);
-      stage.set(data, offset + FRAME_HEADER_LENGTH);
+      this.stageMessage(data);
       return undefined;
     }
     if (data.byteLength <= COPY_LIMIT_BYTES) {
