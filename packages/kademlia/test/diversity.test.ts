@@ -4,9 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { createNode, createPeerRecord, Identity, NodeId, signPeerRecord, type Address, type PeerRecord } from '@deccom/core';
+import { createNode, createPeerRecord, Identity, NodeId, sha256, signPeerRecord, utf8Encode, type Address, type PeerRecord } from '@deccom/core';
 import { MemoryNetwork, VirtualClock, memoryTransport } from '@deccom/core/testing';
-import { DEFAULT_DIVERSITY, kademlia, prefixKey, RoutingTable, type DiversityRule, type KademliaOptions } from '../src/index.js';
+import { commonPrefixLength, DEFAULT_DIVERSITY, kademlia, prefixKey, RoutingTable, type DiversityRule, type KademliaOptions } from '../src/index.js';
 import { encodeIntroduce, MESSAGE } from '../src/wire.js';
 
 function fakePeer(idByte: number[], host: string, port = 4000): PeerRecord {
@@ -119,25 +119,36 @@ describe('kademlia layer: a host with a thousand identities', () => {
       network.send(from, victim.localAddress(), Uint8Array.of(0, ...encodeIntroduce(MESSAGE.introduce, record)));
     };
     // 1,000 fresh identities from one host (one port each), then 30 honest peers from 30 /24s.
-    for (let i = 0; i < 1000; i++) introduce(Identity.generate(), network.bind('203.0.113.66', 20_000 + i, sink));
+    // Seeded identities: the table's layout (which buckets fill) is the same on every run.
+    const seeded = (n: number): Identity => Identity.fromSeed(sha256(utf8Encode(`diversity ${n}`)));
+    for (let i = 0; i < 1000; i++) introduce(seeded(i), network.bind('203.0.113.66', 20_000 + i, sink));
     await clock.advance(200);
-    const honest = Array.from({ length: 30 }, (_, i) => ({ identity: Identity.generate(), address: network.bind(`45.${i + 1}.7.1`, 4000, sink) }));
+    const honest = Array.from({ length: 30 }, (_, i) => ({ identity: seeded(10_000 + i), address: network.bind(`45.${i + 1}.7.1`, 4000, sink) }));
     for (const peer of honest) introduce(peer.identity, peer.address);
     await clock.advance(200);
     const peers = victim.getPeers();
     const attackers = peers.filter((p) => p.address.host === '203.0.113.66').length;
     const honestIn = honest.filter((h) => victim.getPeer(h.identity.id) !== undefined).length;
+    const buckets = (victim.describe().layers.find((l) => l.name === 'kademlia')!.status as { buckets: number }).buckets;
+    // The bucket a contact falls in: its common prefix with our id, the last bucket holding the rest.
+    const bucketOf = (id: NodeId): number => Math.min(commonPrefixLength(victim.id.bytes, id.bytes), buckets - 1);
+    // Honest peers left out, with the number of contacts their bucket holds.
+    const honestOut = honest.filter((h) => victim.getPeer(h.identity.id) === undefined).map((h) => peers.filter((p) => bucketOf(p.id) === bucketOf(h.identity.id)).length);
     const counters = victim.counters()['kademlia']!;
     await victim.stop();
-    return { attackers, honestIn, counters, buckets: (victim.describe().layers.find((l) => l.name === 'kademlia')!.status as { buckets: number }).buckets };
+    return { attackers, honestIn, honestOut, counters, buckets };
   }
 
-  it('with the default rule the host gets at most 2 contacts per bucket and honest peers all get in', async () => {
+  it('with the default rule the host gets at most 2 contacts per bucket and honest peers get every other place', async () => {
     const result = await attack({});
     expect(result.attackers).toBeLessThanOrEqual(2 * result.buckets);
     expect(result.attackers).toBeLessThanOrEqual(20);
     expect(result.counters['dropped.prefix-limit']).toBeGreaterThan(900);
-    expect(result.honestIn).toBe(30);
+    // An honest peer is left out only when its bucket is full (k = 20; it waits in the
+    // replacement cache): with these identities one bucket draws 19 honest peers next to
+    // the host's 2, so 29 of 30 get in.
+    expect(result.honestOut.every((size) => size === 20)).toBe(true);
+    expect(result.honestIn).toBeGreaterThanOrEqual(30 - result.attackers);
   });
 
   it('without the rule the host fills the table and crowds honest peers out', async () => {
