@@ -19,6 +19,7 @@ import { DecComError } from '@deccom/core';
  * - `HANDSHAKE_TIMEOUT`: no complete handshake before the deadline.
  * - `HANDSHAKE_REJECTED`: the local `accept` policy refused the peer.
  * - `IDENTITY_CANNOT_SIGN`: this node's identity cannot sign (a string identity), so it cannot authenticate.
+ * - `CONNECTION_CLOSED`: the connection that carried a stream handshake closed before the handshake completed.
  */
 export type NoiseErrorCode =
   | 'UNSUPPORTED_PROTOCOL'
@@ -33,7 +34,8 @@ export type NoiseErrorCode =
   | 'IDENTITY_MISMATCH'
   | 'HANDSHAKE_TIMEOUT'
   | 'HANDSHAKE_REJECTED'
-  | 'IDENTITY_CANNOT_SIGN';
+  | 'IDENTITY_CANNOT_SIGN'
+  | 'CONNECTION_CLOSED';
 
 /** Every failure of the Noise handshake, transport or layer. */
 export class NoiseError extends DecComError {

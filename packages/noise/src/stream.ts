@@ -138,6 +138,12 @@ interface Pending {
   readonly reject: (error: unknown) => void;
   readonly timer: TimerHandle;
   readonly early: Uint8Array[];
+  /**
+   * Times the transport reported every connection to the peer closed while this handshake
+   * ran. A handshake message came over a connection open when it arrived; a change by the
+   * time its identity check finishes means that connection is gone.
+   */
+  closes: number;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -233,7 +239,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           failHandshake(id, undefined, error, 'timeout');
           reject(error);
         }, handshakeTimeoutMs);
-        const entry: Pending = { handshake: undefined, promise, resolve, reject, timer, early: [] };
+        const entry: Pending = { handshake: undefined, promise, resolve, reject, timer, early: [], closes: 0 };
         pending.set(id.hex, entry);
         return entry;
       };
@@ -292,6 +298,24 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           ctx.below.closeConnection?.(id).catch(() => undefined);
           return undefined;
         }
+      };
+
+      /**
+       * True when the connection that carried `entry`'s last handshake message closed while
+       * its identity was checked (`closes` is the count seen on arrival): the handshake is
+       * abandoned, its waiters fail with CONNECTION_CLOSED, and the next call starts afresh.
+       * A session stored now would belong to no connection; the peer has dropped its keys.
+       */
+      const connectionLost = (id: NodeId, address: Address, entry: Pending, closes: number): boolean => {
+        if (entry.closes === closes) return false;
+        const error = new NoiseError('CONNECTION_CLOSED', `the connection to ${id.short} closed during the handshake`);
+        failHandshake(id, address, error, 'connection-closed');
+        if (pending.get(id.hex) === entry) {
+          pending.delete(id.hex);
+          ctx.clock.clearTimeout(entry.timer);
+        }
+        entry.reject(error);
+        return true;
       };
 
       /** Runs the async tail of a receive path; nothing escapes it. */
@@ -434,9 +458,10 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
                 return;
               }
               const payload = handshake.readMessage(body);
+              const closes = entry.closes;
               detach(
                 authenticate(from, address, payload, handshake).then((identity) => {
-                  if (!identity || !running || pending.get(from.hex) !== entry) return;
+                  if (!identity || !running || pending.get(from.hex) !== entry || connectionLost(from, address, entry, closes)) return;
                   sendRaw(from, withKind(STREAM_MESSAGE.handshake3, handshake.writeMessage(identityProof)));
                   establish(from, address, handshake, identity, true);
                 }),
@@ -451,9 +476,10 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
                 return;
               }
               const payload = handshake.readMessage(body);
+              const closes = entry.closes;
               detach(
                 authenticate(from, address, payload, handshake).then((identity) => {
-                  if (!identity || !running || pending.get(from.hex) !== entry) return;
+                  if (!identity || !running || pending.get(from.hex) !== entry || connectionLost(from, address, entry, closes)) return;
                   establish(from, address, handshake, identity, false);
                 }),
               );
@@ -690,6 +716,11 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           message: onMessage,
           stream: onStream,
           'connection-close': (id: NodeId) => {
+            // A handshake waiting for the peer's next message is left to run: its message
+            // may travel on a connection still being made (the transport reports a close
+            // when none is open, and one that is dialling is not open yet).
+            const entry = pending.get(id.hex);
+            if (entry) entry.closes++;
             const session = sessions.get(id.hex);
             if (session) {
               sessions.delete(id.hex);

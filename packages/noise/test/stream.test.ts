@@ -290,6 +290,47 @@ describe('noiseStream() over an in-process transport', () => {
     await waitFor(() => b.messages.length === 2);
     expect(counter(a.node, 'handshakes-completed')).toBe(2);
   });
+
+  it('a connection that closes while the last handshake message is verified leaves no session on it', async () => {
+    // The initiator completes on sending message 3 and closes at once; the responder gets
+    // message 3 and then the close, while its identity check is still on the thread pool.
+    // A session stored after that close would belong to no connection: the responder's
+    // next message would be sealed with keys the initiator has already dropped.
+    const pipe = new Pipe();
+    const a = pipeNode(pipe);
+    const b = pipeNode(pipe);
+    await a.node.start();
+    await b.node.start();
+    await a.node.secureStreamSession(b.node.id);
+    await a.node.closeConnection(b.node.id);
+    await waitFor(() => counter(b.node, 'handshakes-failed.connection-closed') === 1, 2_000);
+    expect(counter(b.node, 'handshakes-failed.connection-closed')).toBe(1);
+    expect(b.node.describe().layers.find((layer) => layer.type === 'noise-stream')?.status).toMatchObject({ sessions: 0, pending: 0 });
+    await b.node.sendMessage(a.node.id, text('after the close'));
+    expect(await waitFor(() => a.messages.length === 1, 5_000)).toBe(true);
+    expect(a.messages).toEqual(['after the close']);
+    expect(counter(a.node, 'dropped.no-session')).toBe(0);
+  });
+
+  it('a handshake whose connection closed fails its waiters with CONNECTION_CLOSED; the next call handshakes again', async () => {
+    const pipe = new Pipe();
+    const a = pipeNode(pipe);
+    const b = pipeNode(pipe);
+    await a.node.start();
+    await b.node.start();
+    // The initiator's connection closes while it verifies message 2.
+    pipe.onMessage = (data, from, to) => {
+      // Queued behind the delivery of message 2 (which the pipe queues after this returns).
+      if (data[0] === STREAM_MESSAGE.handshake2) queueMicrotask(() => setImmediate(() => pipe.endpoints.get(to.hex)?.close(from)));
+      return data;
+    };
+    const first = a.node.secureStreamSession(b.node.id);
+    await expect(first).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+    expect(counter(a.node, 'handshakes-failed.connection-closed')).toBe(1);
+    pipe.onMessage = undefined;
+    const session = await a.node.secureStreamSession(b.node.id);
+    expect(session.remoteId.equals(b.node.id)).toBe(true);
+  });
 });
 
 /** The smallest discovery for tcp: a shared address book. */
