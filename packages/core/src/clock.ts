@@ -51,6 +51,13 @@ export function monotonicClock(inner: Clock): Clock {
   };
 }
 
+/** Lateness of a deadline timer below which the process counts as responsive (see `ScopedClock.setDeadline`). */
+export const DEADLINE_STALL_MS = 50;
+/** Longest extra wait a late deadline timer gives the event loop to read what arrived. */
+export const DEADLINE_GRACE_MS = 100;
+/** Graces a deadline gets at most, so a process that keeps stalling still times out. */
+export const DEADLINE_MAX_GRACES = 3;
+
 /**
  * A clock view that remembers every timer it started, so `clearAll()` (called when a
  * layer stops) releases them all. Each layer of a node gets its own scope.
@@ -93,6 +100,44 @@ export class ScopedClock implements Clock {
     handle = this.setTimeout(tick, intervalMs);
     return () => {
       cancelled = true;
+      if (handle !== undefined) this.clearTimeout(handle);
+    };
+  }
+
+  /**
+   * Runs `callback` once, after `timeoutMs`, to judge a peer's silence (a request's
+   * deadline). Unlike `setTimeout`, a timer that fires late because this process was
+   * blocked (a long synchronous task, a garbage collection, a suspended machine) first
+   * gives the event loop a short grace to read what arrived meanwhile: an answer that
+   * sat unread in a socket while we were busy is not the peer's silence. A timer is
+   * late when it fires more than a quarter of `timeoutMs` (at least
+   * {@link DEADLINE_STALL_MS}) after it was due; the grace is at most
+   * {@link DEADLINE_GRACE_MS}, given at most {@link DEADLINE_MAX_GRACES} times, so a
+   * process that keeps stalling still times out. On a virtual clock timers are never
+   * late and this is `setTimeout`. Returns a cancel function.
+   */
+  setDeadline(callback: () => void, timeoutMs: number): () => void {
+    let due = this.now() + timeoutMs;
+    let graces = 0;
+    let done = false;
+    let handle: TimerHandle | undefined;
+    const tolerance = Math.max(DEADLINE_STALL_MS, timeoutMs / 4);
+    const fire = (): void => {
+      if (done) return;
+      const now = this.now();
+      if (now - due > tolerance && graces < DEADLINE_MAX_GRACES) {
+        graces++;
+        const grace = Math.min(Math.max(1, timeoutMs), DEADLINE_GRACE_MS);
+        due = now + grace;
+        handle = this.setTimeout(fire, grace);
+        return;
+      }
+      done = true;
+      callback();
+    };
+    handle = this.setTimeout(fire, timeoutMs);
+    return () => {
+      done = true;
       if (handle !== undefined) this.clearTimeout(handle);
     };
   }

@@ -4,13 +4,13 @@
  * out, aborted, or rejected by `rejectAll` when the layer stops, so no promise is left
  * hanging after stop.
  */
-import type { ScopedClock, TimerHandle } from './clock.js';
+import type { ScopedClock } from './clock.js';
 import { AbortError, TimeoutError } from './errors.js';
 
 interface Entry<T> {
   resolve(value: T): void;
   reject(error: unknown): void;
-  timer: TimerHandle;
+  cancelTimer(): void;
   cleanup(): void;
 }
 
@@ -52,14 +52,16 @@ export class PendingRequests<K, T> {
       const onAbort = (): void => {
         this.finish(key)?.reject(new AbortError(`${description}: aborted`, { cause: signal?.reason }));
       };
-      const timer = this.clock.setTimeout(() => {
+      // A deadline, not a plain timer: an answer that arrived while this process was blocked
+      // is read before the request is declared unanswered.
+      const cancelTimer = this.clock.setDeadline(() => {
         this.finish(key)?.reject(new TimeoutError(`${description}: no answer within ${timeoutMs} ms`));
       }, timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.entries.set(key, {
         resolve,
         reject,
-        timer,
+        cancelTimer,
         cleanup: () => signal?.removeEventListener('abort', onAbort),
       });
     });
@@ -69,7 +71,7 @@ export class PendingRequests<K, T> {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
     this.entries.delete(key);
-    this.clock.clearTimeout(entry.timer);
+    entry.cancelTimer();
     entry.cleanup();
     return entry;
   }

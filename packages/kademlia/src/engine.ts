@@ -94,7 +94,8 @@ interface Request {
   received: number;
   /** Part numbers seen (only for responses of more than one part). */
   seen: Set<number> | undefined;
-  timer: TimerHandle | undefined;
+  /** Cancels the request's deadline. */
+  cancel: (() => void) | undefined;
   readonly onPart: ((providers: readonly PeerRecord[], nodes: readonly PeerRecord[]) => void) | undefined;
   readonly onDone: (ok: boolean) => void;
 }
@@ -221,7 +222,7 @@ export class KademliaEngine {
     for (const search of [...this.searches.values()]) this.finish(search, stopped);
     for (const [id, request] of [...this.pending]) {
       this.pending.delete(id);
-      if (request.timer !== undefined) this.ctx.clock.clearTimeout(request.timer);
+      request.cancel?.();
       request.onDone(false);
     }
     this.approving.clear();
@@ -274,8 +275,10 @@ export class KademliaEngine {
     // Random ids: an answer forged from a peer's address must also guess 32 bits.
     let id = this.ctx.random.int(2 ** 32);
     while (this.pending.has(id)) id = this.ctx.random.int(2 ** 32);
-    const request: Request = { host: address.host, port: address.port, peer, parts: 1, received: 0, seen: undefined, timer: undefined, onPart, onDone };
-    request.timer = this.ctx.clock.setTimeout(() => {
+    const request: Request = { host: address.host, port: address.port, peer, parts: 1, received: 0, seen: undefined, cancel: undefined, onPart, onDone };
+    // A deadline: answers that arrived while this process was blocked are read before the
+    // request (and so the contact) is judged unanswered.
+    request.cancel = this.ctx.clock.setDeadline(() => {
       if (this.pending.get(id) !== request) return;
       this.pending.delete(id);
       const ok = request.received > 0;
@@ -319,7 +322,7 @@ export class KademliaEngine {
     request.onPart?.(providers, nodes);
     if (request.received >= request.parts && this.pending.get(requestId) === request) {
       this.pending.delete(requestId);
-      if (request.timer !== undefined) this.ctx.clock.clearTimeout(request.timer);
+      request.cancel?.();
       request.onDone(true);
     }
   }

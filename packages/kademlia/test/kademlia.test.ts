@@ -13,6 +13,7 @@ import {
   StateError,
   utf8Encode,
   type Address,
+  type Clock,
   type PeerRecord,
 } from '@deccom/core';
 import { MemoryNetwork, VirtualClock, memoryTransport } from '@deccom/core/testing';
@@ -211,6 +212,39 @@ describe('kademlia on the in-memory network', () => {
     // Mallory keeps talking: asked once, then remembered as rejected for a while.
     expect(seed.counters()['kademlia']!['rejected-peers']).toBe(1);
     for (const n of [seed, ...others]) await n.stop();
+  });
+
+  it('a stall of this process is not counted as its contacts\' silence (request deadlines wait a grace when late)', async () => {
+    // A blocked process sees its request timers fire late, all at once, with answers
+    // unread in the socket. The virtual network cannot hold an answer unread; here the
+    // answer lands just after the deadline (round trip 440 ms, timeout 400 ms) while the
+    // node's clock jumped 5 s (the stall): the deadline sees it is late and gives the
+    // answer its grace. Without it the seed would be evicted (maxFailures 1).
+    const clock = new VirtualClock();
+    const network = new MemoryNetwork({ clock, defaultLink: { latencyMs: 10 } });
+    let stall = 0;
+    const stalled: Clock = { now: () => clock.now() + stall, setTimeout: (callback, ms) => clock.setTimeout(callback, ms), clearTimeout: (handle) => clock.clearTimeout(handle) };
+    const seed = createNode({ clock, identity: Identity.fromString('seed'), layers: [memoryTransport(network), kademlia()] });
+    await seed.start();
+    const busy = createNode({ clock: stalled, identity: Identity.fromString('busy'), layers: [memoryTransport(network), kademlia({ bootstrap: [seed.localAddress()], requestTimeoutMs: 400, maxFailures: 1 })] });
+    await busy.start();
+    await clock.advance(3_000);
+    expect(busy.getPeer(seed.id)).toBeDefined();
+    const before = busy.counters()['kademlia']!['request-timeouts'] ?? 0;
+    network.setDefaultLink({ latencyMs: 220 });
+    const lookup = busy.findPeer(NodeId.ofString('nobody'), { timeoutMs: 5_000 }).catch(() => undefined);
+    await clock.advance(1);
+    stall += 5_000;
+    // The seed answered at 220 ms on the slow link; later requests go at the usual speed.
+    await clock.advance(299);
+    network.setDefaultLink({ latencyMs: 10 });
+    await clock.advance(3_000);
+    await lookup;
+    expect((busy.counters()['kademlia']!['request-timeouts'] ?? 0) - before).toBe(0);
+    expect(busy.counters()['kademlia']!['evicted.timeout'] ?? 0).toBe(0);
+    expect(busy.getPeer(seed.id)).toBeDefined();
+    await busy.stop();
+    await seed.stop();
   });
 
   it('passes application datagrams through, framed apart from its own messages', async () => {

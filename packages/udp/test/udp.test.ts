@@ -323,6 +323,37 @@ describe('udp layer', () => {
     await b.stop();
   });
 
+  it('a pong that arrived while this process was blocked answers the ping; a silent peer still times out', async () => {
+    const node = createNode({ layers: [udp({ host: '127.0.0.1' })] });
+    await node.start();
+    // The peer answers at once, then blocks this process (the test shares its event loop)
+    // for longer than the ping's timeout: the pong waits in the socket while the timer
+    // comes due. Its datagram leaves on the next tick, the block runs after that.
+    const peer = createSocket('udp4');
+    await new Promise<void>((resolve) => peer.bind(0, '127.0.0.1', resolve));
+    let blocked = 0;
+    peer.on('message', (data, from) => {
+      const ping = decodeControlDatagram(data);
+      peer.send(encodePing(MESSAGE_PONG, ping.pingId), from.port, from.address);
+      setImmediate(() => {
+        const start = Date.now();
+        while (Date.now() - start < 400) blocked++;
+      });
+    });
+    const target = { host: '127.0.0.1', port: peer.address().port };
+    const rtt = await node.sendPing(target, { timeoutMs: 100 });
+    expect(blocked).toBeGreaterThan(0);
+    expect(rtt).toBeGreaterThanOrEqual(400);
+    // A peer that never answers still times out, a grace after the deadline at most.
+    peer.removeAllListeners('message');
+    peer.on('message', () => undefined);
+    const started = Date.now();
+    await expect(node.sendPing(target, { timeoutMs: 100 })).rejects.toMatchObject({ name: 'TimeoutError' });
+    expect(Date.now() - started).toBeLessThan(1_000);
+    await new Promise<void>((resolve) => peer.close(() => resolve()));
+    await node.stop();
+  });
+
   it('answers at most maxPongsPerSecond pings per address: a spoofed ping flood cannot make it a reflector, nor starve other peers', async () => {
     const node = createNode({ layers: [udp({ host: '127.0.0.1', maxPongsPerSecond: 100 })] });
     await node.start();
