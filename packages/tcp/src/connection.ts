@@ -150,6 +150,13 @@ export class Connection implements IncomingStreamHost, FrameSink {
   state: ConnectionState = 'handshake';
   /** No new work: finish what is admitted, then GOAWAY. */
   draining = false;
+  /**
+   * Traffic in either direction since the owner's idle sweep last looked (set on every
+   * read and once per tick with writes: a store, no clock read on the hot path).
+   */
+  activity = true;
+  /** When the idle sweep last saw traffic (or when the connection was introduced). */
+  lastActivityAt: number;
   remote: Hello | undefined;
   private sentHello = false;
   private sentGoaway = false;
@@ -197,6 +204,7 @@ export class Connection implements IncomingStreamHost, FrameSink {
       this.closedResolve = resolve;
     });
     this.hot = host.hot;
+    this.lastActivityAt = host.clock.now();
     // The connection is the sink itself: the decoder's calls go to the same prototype
     // methods on every connection, so their optimised code survives new connections.
     this.decoder = new FrameDecoder({ maxMessageBytes: host.settings.maxMessageBytes }, this);
@@ -270,10 +278,25 @@ export class Connection implements IncomingStreamHost, FrameSink {
     return { incoming: this.inStreams.size, outgoing: this.outStreams.size };
   }
 
+  /**
+   * Work in progress: a stream open in either direction (even a stalled one), writes
+   * waiting for admission, or bytes not yet taken by the OS. Such a connection is not idle.
+   */
+  get busy(): boolean {
+    return (
+      this.outStreams.size > 0 ||
+      this.inStreams.size > 0 ||
+      this.waiterHead < this.waiters.length ||
+      this.stageFill > this.stageStart ||
+      this.socket.writableLength > 0
+    );
+  }
+
   // ------------------------------------------------------------------ receive path
 
   private onData(data: Buffer): void {
     if (this.state === 'closed' || this.socket.destroyed) return;
+    this.activity = true;
     this.hot.bytesIn += data.byteLength;
     try {
       this.decoder.push(data);
@@ -303,6 +326,7 @@ export class Connection implements IncomingStreamHost, FrameSink {
       this.remote = decodeHello(body);
       if (!this.sentHello) this.introduce();
       this.state = 'open';
+      this.lastActivityAt = this.host.clock.now();
       this.clearTimer();
       const refused = this.host.established(this);
       if (refused) {
@@ -459,6 +483,7 @@ export class Connection implements IncomingStreamHost, FrameSink {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
+    this.activity = true;
     this.socket.cork();
     process.nextTick(endOfTick, this);
   }

@@ -108,6 +108,12 @@ export const DEFAULT_RECONNECT_DELAY_MS = 100;
 export const DEFAULT_MAX_RECONNECT_DELAY_MS = 10_000;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
 export const DEFAULT_KEEP_ALIVE_MS = 10_000;
+export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
+/**
+ * The idle sweep runs this many times per `idleTimeoutMs`: a connection is closed after
+ * between 1 and 1 + 1/IDLE_SWEEPS_PER_TIMEOUT times `idleTimeoutMs` without traffic.
+ */
+const IDLE_SWEEPS_PER_TIMEOUT = 4;
 
 export interface TcpOptions {
   /** IP literal to listen on. Default `'127.0.0.1'`; `'0.0.0.0'` or `'::'` to be reachable from other machines. */
@@ -150,6 +156,16 @@ export interface TcpOptions {
   closeTimeoutMs?: number;
   /** Idle time before TCP keep-alive probes (detects a peer that vanished silently). Default 10,000 ms. */
   keepAliveMs?: number;
+  /**
+   * A connection without traffic in either direction (messages, stream data, flow
+   * control) and without open streams for this long is closed gracefully (GOAWAY, then
+   * FIN; counted as `connections-idle-closed`); the next send dials again. Checked by one
+   * sweep timer every `idleTimeoutMs / 4`, so the close comes after 1 to 1.25 times this
+   * value. Connections kept on purpose (`openConnection`, `alwaysConnect`) and adopted
+   * ones (`adoptTcpSocket`: hole-punched, which the layer could not dial again) are never
+   * closed for idleness. Default 300,000 ms (5 min); 0 disables.
+   */
+  idleTimeoutMs?: number;
   /** Connect to every peer the discovery layer reports (`peer-connect`) and keep reconnecting. Default false. */
   alwaysConnect?: boolean;
   /** Instance name. Default `tcp`. */
@@ -212,6 +228,7 @@ export function tcp(options: TcpOptions = {}) {
   const reconnectDelayMs = checkInteger(options.reconnectDelayMs ?? DEFAULT_RECONNECT_DELAY_MS, 1, 2 ** 31 - 1, 'reconnectDelayMs');
   const maxReconnectDelayMs = checkInteger(options.maxReconnectDelayMs ?? DEFAULT_MAX_RECONNECT_DELAY_MS, reconnectDelayMs, 2 ** 31 - 1, 'maxReconnectDelayMs');
   const keepAliveMs = checkInteger(options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS, 0, 2 ** 31 - 1, 'keepAliveMs');
+  const idleTimeoutMs = checkInteger(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, 0, 2 ** 31 - 1, 'idleTimeoutMs');
   const alwaysConnect = options.alwaysConnect ?? false;
 
   return defineLayer({
@@ -246,6 +263,7 @@ export function tcp(options: TcpOptions = {}) {
         'streams-out': streamsOut,
       }));
       let helloCache: { key: PeerRecord; bytes: Uint8Array } | undefined;
+      let stopIdleSweep: (() => void) | undefined;
 
       const peerState = (id: NodeId): PeerState => {
         let peer = peers.get(id.hex);
@@ -429,16 +447,70 @@ export function tcp(options: TcpOptions = {}) {
         },
       };
 
+      /**
+       * The idle sweep (one timer for all connections): a connection that saw traffic since
+       * the last sweep gets a fresh timestamp; one silent for `idleTimeoutMs`, with no open
+       * stream and nothing being written, is closed gracefully. Kept peers (`openConnection`,
+       * `alwaysConnect`) would be dialed again at once, and adopted (hole-punched)
+       * connections could not be: neither is closed for idleness.
+       */
+      const sweepIdle = (): void => {
+        if (!running || stopping) return;
+        const now = ctx.clock.now();
+        for (const connection of connections) {
+          if (connection.state !== 'open' || connection.draining) continue;
+          if (connection.activity) {
+            connection.activity = false;
+            connection.lastActivityAt = now;
+            continue;
+          }
+          if (now - connection.lastActivityAt < idleTimeoutMs || connection.adopted || connection.busy) continue;
+          const peer = owners.get(connection);
+          if (peer?.keep) continue;
+          ctx.counters.add('connections-idle-closed');
+          if (peer && peer.active === connection) peer.active = otherUsable(peer, connection);
+          connection.drain();
+        }
+      };
+
       const register = (socket: Socket, outbound: boolean, expected: NodeId | undefined, adopted = false): Connection => {
         const connection = new Connection(socket, outbound, connectionHost, expected, adopted);
         connections.add(connection);
         return connection;
       };
 
-      const dialOnce = async (peer: PeerState): Promise<void> => {
+      /** The record to dial: discovery's table, the `peer-connect` hint, else a `findPeer` lookup. */
+      const recordOf = async (peer: PeerState): Promise<PeerRecord> => {
         let record = ctx.below.getPeer(peer.id) ?? peer.hint;
         if (!record && ctx.below.findPeer) record = await ctx.below.findPeer(peer.id, { signal: ctx.signal, timeoutMs: settings.handshakeTimeoutMs });
         if (!record) throw new NotFoundError(`tcp: no peer record for node ${peer.id.short} (discovery does not know it)`);
+        return record;
+      };
+
+      /**
+       * After a failed connect to `failed`: asks discovery's `findPeer` once for the peer's
+       * record and returns it when it names another TCP address (the peer restarted on a
+       * new TCP port, or moved), else undefined. Discovery layers answer `findPeer` from
+       * their table when it holds the peer (no network traffic): the answer is fresh when
+       * the table learned the new record since (kademlia replaces a record whenever it
+       * hears from the peer itself, e.g. its rejoin after the restart), or when the table
+       * dropped the peer and a lookup runs.
+       */
+      const freshRecord = async (peer: PeerState, failed: PeerRecord): Promise<PeerRecord | undefined> => {
+        const findPeer = ctx.below.findPeer;
+        if (!findPeer) return undefined;
+        let found: PeerRecord;
+        try {
+          found = await findPeer(peer.id, { signal: ctx.signal, timeoutMs: settings.handshakeTimeoutMs });
+        } catch {
+          return undefined; // not found, timed out, stopped: the old record's attempts go on
+        }
+        if (found.tcpPort === undefined || !found.id.equals(peer.id)) return undefined;
+        if (found.tcpPort === failed.tcpPort && found.address.host === failed.address.host) return undefined;
+        return found;
+      };
+
+      const dialOnce = async (peer: PeerState, record: PeerRecord): Promise<void> => {
         if (record.tcpPort === undefined) throw new ConnectionError('NO_TCP_PORT', `tcp: the peer record of node ${peer.id.short} has no TCP port`);
         if (connections.size >= maxConnections) {
           ctx.counters.add('refused.connection-limit');
@@ -468,15 +540,35 @@ export function tcp(options: TcpOptions = {}) {
         peer.dialing = true;
         const loop = async (): Promise<void> => {
           let attempt = 0;
+          /** A record `findPeer` gave after a failed connect: used for the remaining attempts. */
+          let fresh: PeerRecord | undefined;
+          let refreshed = false;
           while (running && !stopping && !usable(peer.active)) {
             if (!peer.keep && !liveQueue(peer)) return;
+            let record: PeerRecord | undefined;
             try {
-              await dialOnce(peer);
+              record = fresh ?? (await recordOf(peer));
+              await dialOnce(peer, record);
               return;
             } catch (error) {
               attempt++;
               ctx.counters.add('dial-failures');
               if (!running || stopping) return;
+              // The connect itself failed (refused, timed out, or another node answers
+              // there): the record may be stale, e.g. the peer restarted on a new TCP port.
+              // Ask discovery once per dial loop for a fresh one.
+              const connectFailed = error instanceof ConnectionError && (error.code === 'CONNECT_FAILED' || error.code === 'IDENTITY_MISMATCH');
+              if (connectFailed && record && !refreshed && (peer.keep || attempt < dialAttempts)) {
+                refreshed = true;
+                const found = await freshRecord(peer, record);
+                if (!running || stopping) return;
+                if (found) {
+                  fresh = found;
+                  ctx.counters.add('redial-fresh-record');
+                  // The failure says nothing about the new address: try it at once, no backoff.
+                  continue;
+                }
+              }
               const permanent =
                 error instanceof NotFoundError ||
                 (error instanceof ConnectionError && (error.code === 'NO_TCP_PORT' || error.code === 'CONNECTION_LIMIT' || error.code === 'IDENTITY_MISMATCH'));
@@ -651,11 +743,14 @@ export function tcp(options: TcpOptions = {}) {
               boundPort = typeof address === 'object' && address ? address.port : undefined;
               server = created;
               running = true;
+              if (idleTimeoutMs > 0) stopIdleSweep = ctx.clock.setInterval(sweepIdle, Math.ceil(idleTimeoutMs / IDLE_SWEEPS_PER_TIMEOUT));
               resolve();
             });
           }),
         stop: async () => {
           stopping = true;
+          stopIdleSweep?.();
+          stopIdleSweep = undefined;
           const stopped = new StateError('STOPPED', 'tcp: the node stopped');
           for (const peer of peers.values()) failQueue(peer, stopped);
           // Graceful close of everything: what was accepted is delivered, bounded by closeTimeoutMs.
