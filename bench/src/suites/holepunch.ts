@@ -12,16 +12,19 @@
  *    behind iptables MASQUERADE routers; UDP punching, TCP punching, and relay through
  *    `--random-fully` (symmetric) NATs, NETNS_RUNS times each, with the elapsed times
  *    the nodes report. Skipped (and said so) where namespaces are unavailable.
+ *
+ * Smoke mode (BENCH_SMOKE=1): 1 simulator run per pair; the real-NAT scenarios are
+ * skipped (they need root, network namespaces and iptables, and take minutes).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NAT_CHOICES, punchable, runPair, type NatChoice } from '@deccom/holepunch/simulation';
-import { accept, median, printTable, writeResults, type Acceptance } from '../report.js';
+import { accept, knob, median, printTable, SMOKE, smokeSkip, writeResults, type Acceptance } from '../report.js';
 
-const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
-const NETNS_RUNS = Number(process.env['BENCH_NETNS_RUNS'] ?? 3);
+const RUNS = knob('BENCH_RUNS', 5, 1);
+const NETNS_RUNS = knob('BENCH_NETNS_RUNS', 3, 1);
 
 interface PairFigures {
   a: NatChoice;
@@ -71,6 +74,7 @@ interface NetnsRun {
 function realNats(): { runs: NetnsRun[]; skipped?: string } {
   const repo = join(fileURLToPath(new URL('.', import.meta.url)), '../../..');
   const script = join(repo, 'scripts/netns/holepunch-nat.sh');
+  if (SMOKE) return { runs: [], skipped: smokeSkip('real-NAT scenarios', 'they need root, Linux network namespaces and iptables, and take minutes') };
   if (!existsSync(script)) return { runs: [], skipped: 'scripts/netns/holepunch-nat.sh not found' };
   if (process.platform !== 'linux' || (typeof process.getuid === 'function' && process.getuid() !== 0)) return { runs: [], skipped: 'needs root on Linux' };
   const runs: NetnsRun[] = [];

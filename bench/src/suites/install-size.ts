@@ -8,18 +8,22 @@
  * closure, and the number of packages in that closure. Acceptance: no runtime dependency
  * beyond @deccom/core and @noble/* (the CLI, an application, is reported but exempt).
  * Sizes are deterministic: one run, no medians needed.
+ *
+ * Needs the npm registry (for @noble/*; `--prefer-offline` takes them from npm's cache
+ * when there), as tests/packaging's pack-install test does. Smoke mode (BENCH_SMOKE=1):
+ * @deccom/core alone (unless BENCH_PACKAGES says otherwise), every step still run.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packPackages, type PackedPackage } from '../../../scripts/pack-packages.mjs';
-import { accept, printTable, round, writeResults, type Acceptance } from '../report.js';
+import { accept, printTable, round, SMOKE, writeResults, type Acceptance } from '../report.js';
 
 const INSTALL_TIMEOUT_MS = 240_000;
 const EXEMPT = new Set(['@deccom/cli']);
-/** BENCH_PACKAGES=@deccom/core,@deccom/udp limits the suite to some packages (default: all). */
-const ONLY = process.env['BENCH_PACKAGES']?.split(',').filter(Boolean);
+/** BENCH_PACKAGES=@deccom/core,@deccom/udp limits the suite to some packages (default: all; smoke mode: @deccom/core). */
+const ONLY = (process.env['BENCH_PACKAGES'] ?? (SMOKE ? '@deccom/core' : undefined))?.split(',').filter(Boolean);
 
 /** Bytes of every file under `dir` (sizes as stored, not disk blocks). */
 function directoryBytes(dir: string): number {

@@ -18,6 +18,10 @@
  *
  * `BENCH_KADEMLIA_SIZES=100,1000` limits the sizes; `BENCH_KADEMLIA_LOOKUPS` sets the
  * lookups per phase (default 1,000).
+ *
+ * Smoke mode (BENCH_SMOKE=1): one run at 60 nodes (the reference variant and the
+ * 10,000-node acceptance entries computed at that size too), 20 lookups per phase, 2,000
+ * fuzz inputs per decoder, 2,000 garbage datagrams, 20 real nodes.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -25,9 +29,17 @@ import { createNode, decodeFrame, Identity, seededRandom, WireError, type NodeId
 import { udp } from '@deccom/udp';
 import { decodeMessage, encodeMessage, KADEMLIA_PROTOCOL, kademlia, MESSAGE, type KademliaMessage, type KademliaOptions } from '@deccom/kademlia';
 import { buildNetwork, churn, runLookups, stopAll, type LookupResult } from '@deccom/kademlia/simulation';
-import { accept, median, percentile, printTable, round, writeResults, type Acceptance } from '../report.js';
+import { accept, knob, median, percentile, printTable, round, SMOKE, writeResults, type Acceptance } from '../report.js';
 
-const LOOKUPS = Number(process.env['BENCH_KADEMLIA_LOOKUPS'] ?? 1000);
+const LOOKUPS = knob('BENCH_KADEMLIA_LOOKUPS', 1000, 20);
+/** Fuzzed inputs per message type (and random frames). */
+const FUZZ_INPUTS = knob('BENCH_KADEMLIA_FUZZ_INPUTS', 100_000, 2_000);
+/** Garbage datagrams fed to one node. */
+const GARBAGE = knob('BENCH_KADEMLIA_GARBAGE', 100_000, 2_000);
+/** Real nodes over UDP on 127.0.0.1, and how long they get to join. */
+const REAL = knob('BENCH_KADEMLIA_REAL_NODES', 200, 20);
+const REAL_JOIN_MS = SMOKE ? 500 : 3000;
+const thousands = (n: number): string => n.toLocaleString('en-US');
 
 interface PhaseSummary {
   lookups: number;
@@ -189,8 +201,12 @@ function combine(runs: readonly ScenarioResult[]) {
   };
 }
 
-const SIZES = (process.env['BENCH_KADEMLIA_SIZES'] ?? '100,1000,10000').split(',').map(Number);
-const RUNS = Number(process.env['BENCH_KADEMLIA_RUNS'] ?? 3);
+const SIZES = (process.env['BENCH_KADEMLIA_SIZES'] ?? (SMOKE ? '60' : '100,1000,10000')).split(',').map(Number);
+const RUNS = knob('BENCH_KADEMLIA_RUNS', 3, 1);
+/** Rounds, wall time and peak RSS are targets from this size up (smoke mode: computed at every size). */
+const SCALE_TARGETS_FROM = SMOKE ? 0 : 10_000;
+/** The size the reference variant (the paper's fuller join) runs at, when it is among SIZES. */
+const REFERENCE_SIZE = SMOKE ? SIZES[0]! : 1000;
 const figures: Record<string, unknown> = { link: '40 ms + uniform [0, 20) ms jitter (50 +/- 10 ms)', seeds: 5, lookupsPerPhase: LOOKUPS, options: 'defaults (k 20, alpha 3, join = self-lookup)' };
 const acceptance: Acceptance[] = [];
 const rows: Record<string, unknown>[] = [];
@@ -227,7 +243,7 @@ for (const size of SIZES) {
   rows.push(row(`${size} nodes`, c, 'noChurn'), row(`${size} nodes`, c, 'afterChurn25'));
   acceptance.push(accept(`${size} nodes: lookup success, no churn (worst of ${RUNS} runs)`, c.noChurn.successRateWorst, 1));
   acceptance.push(accept(`${size} nodes: lookup success after 25% churn (worst of ${RUNS} runs)`, c.afterChurn25.successRateWorst, 0.99));
-  if (size >= 10_000) {
+  if (size >= SCALE_TARGETS_FROM) {
     acceptance.push(accept(`${size} nodes: median rounds (median of runs)`, c.noChurn.roundsMedian, 4, '<='));
     acceptance.push(accept(`${size} nodes: p99 rounds (worst of runs)`, c.noChurn.roundsP99Worst, 7, '<='));
     acceptance.push(accept(`${size} nodes: scenario wall time (median of runs)`, c.wallSecondsMedian, 180, '<=', 's'));
@@ -235,13 +251,13 @@ for (const size of SIZES) {
   }
 }
 
-if (SIZES.includes(1000)) {
+if (SIZES.includes(REFERENCE_SIZE)) {
   // Reference: the paper's fuller join at 1,000 nodes.
   const runs: ScenarioResult[] = [];
-  for (let run = 0; run < RUNS; run++) runs.push(runScenario(1000, 1000 + run, { joinRefreshes: 2 }));
+  for (let run = 0; run < RUNS; run++) runs.push(runScenario(REFERENCE_SIZE, REFERENCE_SIZE + run, { joinRefreshes: 2 }));
   const c = combine(runs);
-  figures['nodes1000JoinRefreshes2'] = c;
-  rows.push(row('1000 nodes, 2 join refreshes', c, 'noChurn'), row('1000 nodes, 2 join refreshes', c, 'afterChurn25'));
+  figures[`nodes${REFERENCE_SIZE}JoinRefreshes2`] = c;
+  rows.push(row(`${REFERENCE_SIZE} nodes, 2 join refreshes`, c, 'noChurn'), row(`${REFERENCE_SIZE} nodes, 2 join refreshes`, c, 'afterChurn25'));
 }
 printTable('kademlia: simulated networks (virtual clock, 50 +/- 10 ms links, 5 seeds)', rows);
 
@@ -266,7 +282,7 @@ printTable('kademlia: simulated networks (virtual clock, 50 +/- 10 ms links, 5 s
   let inputs = 0;
   for (const type of Object.values(MESSAGE)) {
     const bodies = samples.filter((s) => s.type === type).map((s) => encodeMessage(s).subarray(4));
-    for (let i = 0; i < 100_000; i++) {
+    for (let i = 0; i < FUZZ_INPUTS; i++) {
       let input: Uint8Array;
       if (random.int(3) === 0) input = random.bytes(random.int(160));
       else {
@@ -286,7 +302,7 @@ printTable('kademlia: simulated networks (virtual clock, 50 +/- 10 ms links, 5 s
     }
   }
   // Frames too: the layer's first decode step.
-  for (let i = 0; i < 100_000; i++) {
+  for (let i = 0; i < FUZZ_INPUTS; i++) {
     inputs++;
     try {
       decodeFrame(random.bytes(random.int(12)), KADEMLIA_PROTOCOL);
@@ -294,8 +310,8 @@ printTable('kademlia: simulated networks (virtual clock, 50 +/- 10 ms links, 5 s
       if (!(error instanceof WireError)) escaped++;
     }
   }
-  figures['fuzz'] = { inputs, perDecoder: 100_000, decoders: Object.values(MESSAGE).length + 1, escaped, seconds: round((performance.now() - started) / 1000, 2) };
-  acceptance.push(accept('decoders: exceptions other than WireError escaping 100,000 inputs each', escaped, 0, '<='));
+  figures['fuzz'] = { inputs, perDecoder: FUZZ_INPUTS, decoders: Object.values(MESSAGE).length + 1, escaped, seconds: round((performance.now() - started) / 1000, 2) };
+  acceptance.push(accept(`decoders: exceptions other than WireError escaping ${thousands(FUZZ_INPUTS)} inputs each`, escaped, 0, '<='));
 }
 
 // A node fed 100,000 garbage datagrams keeps serving lookups (to it and from it).
@@ -310,7 +326,7 @@ printTable('kademlia: simulated networks (virtual clock, 50 +/- 10 ms links, 5 s
     encodeMessage({ type: MESSAGE.introduce, peer: sim.alive[9]!.localPeer() }),
     encodeMessage({ type: MESSAGE.announceAck, requestId: 1 }),
   ];
-  for (let i = 0; i < 100_000; i++) {
+  for (let i = 0; i < GARBAGE; i++) {
     let bytes: Uint8Array;
     if (random.int(4) === 0) bytes = random.bytes(random.int(80));
     else {
@@ -321,7 +337,7 @@ printTable('kademlia: simulated networks (virtual clock, 50 +/- 10 ms links, 5 s
       }
     }
     sim.network.send(attacker, victim.localAddress(), new Uint8Array([0, ...bytes]));
-    if (i % 10_000 === 9_999) await sim.clock.advance(20);
+    if (i % 10_000 === 9_999 || i === GARBAGE - 1) await sim.clock.advance(20);
   }
   await sim.clock.advance(1000);
   const counters = victim.counters()['kademlia']!;
@@ -336,13 +352,12 @@ printTable('kademlia: simulated networks (virtual clock, 50 +/- 10 ms links, 5 s
   }
   await stopAll(sim);
   const served = (fromVictim.filter((r) => r.ok).length + toVictim) / (fromVictim.length + 20);
-  figures['garbageFed'] = { garbageDatagrams: 100_000, dropped: counters['dropped'] ?? 0, handlerErrors: counters['handler-errors'] ?? 0, lookupsAfter: fromVictim.length + 20, successRate: served };
-  acceptance.push(accept('node fed 100,000 garbage datagrams: lookups from and to it succeed', served, 1));
+  figures['garbageFed'] = { garbageDatagrams: GARBAGE, dropped: counters['dropped'] ?? 0, handlerErrors: counters['handler-errors'] ?? 0, lookupsAfter: fromVictim.length + 20, successRate: served };
+  acceptance.push(accept(`node fed ${thousands(GARBAGE)} garbage datagrams: lookups from and to it succeed`, served, 1));
 }
 
 // 200 real nodes over UDP on 127.0.0.1, bootstrapped from one node.
 {
-  const REAL = 200;
   const started = performance.now();
   const options: KademliaOptions = { requestTimeoutMs: 2000 };
   const seed = createNode({ identity: Identity.fromString('real-0'), layers: [udp({ host: '127.0.0.1' }), kademlia(options)] });
@@ -354,7 +369,7 @@ printTable('kademlia: simulated networks (virtual clock, 50 +/- 10 ms links, 5 s
     nodes.push(node);
     if (i % 20 === 0) await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  await new Promise((resolve) => setTimeout(resolve, 3000));
+  await new Promise((resolve) => setTimeout(resolve, REAL_JOIN_MS));
   const joinedSeconds = (performance.now() - started) / 1000;
   const random = seededRandom(99);
   const pairs: [number, number][] = [];
@@ -395,9 +410,9 @@ printTable('kademlia: simulated networks (virtual clock, 50 +/- 10 ms links, 5 s
     joinSeconds: round(joinedSeconds, 2),
     wallSeconds: round((performance.now() - started) / 1000, 2),
   };
-  figures['real200'] = real;
-  printTable('kademlia: 200 real nodes over UDP on 127.0.0.1 (one process, one bootstrap node)', [real]);
-  acceptance.push(accept('200 real nodes on loopback: lookup success', real.successRate, 1));
+  figures[`real${REAL}`] = real;
+  printTable(`kademlia: ${REAL} real nodes over UDP on 127.0.0.1 (one process, one bootstrap node)`, [real]);
+  acceptance.push(accept(`${REAL} real nodes on loopback: lookup success`, real.successRate, 1));
 }
 
 writeResults('kademlia', figures, acceptance);

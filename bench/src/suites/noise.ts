@@ -16,6 +16,10 @@
  * - encrypted datagrams per second through udp + noise(encrypt) vs udp + noise(plaintext);
  * - stream throughput: BYTES through raw node:net, plain `@deccom/tcp` `sendStream`,
  *   `noiseStream()` over it, secret-stream over node:net; LIBP2P_BYTES through libp2p.
+ *
+ * Smoke mode (BENCH_SMOKE=1): 1 run of every task (each still in its own process), 2 MiB
+ * streams after 1 MiB warm-ups, 150 ms handshake loops on 2 pairs, 8 libp2p dialers, 500
+ * datagrams.
  */
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -36,7 +40,7 @@ import {
   verifyIdentityProof,
   type NoiseCrypto,
 } from '@deccom/noise';
-import { accept, median, printTable, round, writeResults } from '../report.js';
+import { accept, knob, median, printTable, round, SMOKE, writeResults } from '../report.js';
 
 // libp2p 3.x calls Promise.withResolvers, which Node 20 lacks: polyfill before loading it.
 const promiseStatics = Promise as unknown as { withResolvers?: () => unknown };
@@ -57,13 +61,15 @@ const secretStream = (): any => (secretStreamModule ??= require('@hyperswarm/sec
 
 const MIB = 1024 * 1024;
 const HOST = '127.0.0.1';
-const RUNS = Math.max(3, Number(process.env['BENCH_RUNS'] ?? 5));
-const BYTES = Number(process.env['BENCH_NOISE_BYTES'] ?? 1024 * MIB);
-const LIBP2P_BYTES = Number(process.env['BENCH_NOISE_LIBP2P_BYTES'] ?? 256 * MIB);
-const HANDSHAKE_MS = Number(process.env['BENCH_NOISE_HANDSHAKE_MS'] ?? 3_000);
-const PAIRS = Number(process.env['BENCH_NOISE_PAIRS'] ?? 8);
-const DATAGRAMS = Number(process.env['BENCH_NOISE_DATAGRAMS'] ?? 100_000);
-const LIBP2P_DIALERS = Number(process.env['BENCH_NOISE_LIBP2P_DIALERS'] ?? 160);
+const RUNS = Math.max(SMOKE ? 1 : 3, knob('BENCH_RUNS', 5, 1));
+const BYTES = knob('BENCH_NOISE_BYTES', 1024 * MIB, 2 * MIB);
+const LIBP2P_BYTES = knob('BENCH_NOISE_LIBP2P_BYTES', 256 * MIB, 2 * MIB);
+const HANDSHAKE_MS = knob('BENCH_NOISE_HANDSHAKE_MS', 3_000, 150);
+/** The pure handshake core, per crypto back end. */
+const CORE_HANDSHAKE_MS = knob('BENCH_NOISE_CORE_HANDSHAKE_MS', 1_000, 100);
+const PAIRS = knob('BENCH_NOISE_PAIRS', 8, 2);
+const DATAGRAMS = knob('BENCH_NOISE_DATAGRAMS', 100_000, 500);
+const LIBP2P_DIALERS = knob('BENCH_NOISE_LIBP2P_DIALERS', 160, 8);
 const CHUNK = randomBytes(MIB);
 /**
  * BENCH_NOISE_ONLY: comma-separated groups (`crypto`, `handshakes`, `datagrams`, `streams`)
@@ -496,8 +502,8 @@ async function libp2pThroughput(bytes: number): Promise<number> {
 // ---------------------------------------------------------------- main
 
 /** Untimed warm-up bytes (or milliseconds) before each measurement, the same for every library. */
-const WARMUP_BYTES = Number(process.env['BENCH_NOISE_WARMUP_BYTES'] ?? 128 * MIB);
-const WARMUP_MS = Number(process.env['BENCH_NOISE_WARMUP_MS'] ?? 500);
+const WARMUP_BYTES = knob('BENCH_NOISE_WARMUP_BYTES', 128 * MIB, MIB);
+const WARMUP_MS = knob('BENCH_NOISE_WARMUP_MS', 500, 50);
 
 /** `measure(warmup)` untimed (code compiled, heap grown, as in a process that has been running), then `measure(amount)`. */
 async function warm(measure: (amount: number) => Promise<number>, warmup: number, amount: number): Promise<number> {
@@ -524,8 +530,8 @@ const TASKS: Record<string, { group: string; run: Task }> = {
   'core-handshakes': {
     group: 'handshakes',
     run: async () => ({
-      'handshakes-per-s.core-node': coreHandshakesPerSecond(nodeNoiseCrypto()!, 1_000),
-      'handshakes-per-s.core-noble': coreHandshakesPerSecond(nobleNoiseCrypto, 1_000),
+      'handshakes-per-s.core-node': coreHandshakesPerSecond(nodeNoiseCrypto()!, CORE_HANDSHAKE_MS),
+      'handshakes-per-s.core-noble': coreHandshakesPerSecond(nobleNoiseCrypto, CORE_HANDSHAKE_MS),
     }),
   },
   'udp-handshakes': { group: 'handshakes', run: async () => ({ 'handshakes-per-s.deccom-udp': await warm(udpHandshakesPerSecond, WARMUP_MS, HANDSHAKE_MS) }) },
@@ -602,7 +608,7 @@ async function main(): Promise<void> {
   for (let run = 0; run < RUNS; run++) {
     console.log(`run ${run + 1}/${RUNS}`);
     for (const [name] of selected) {
-      const child = spawnSync(process.execPath, ['--expose-gc', self, '--task', name], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024, timeout: 300_000 });
+      const child = spawnSync(process.execPath, ['--expose-gc', self, '--task', name], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024, timeout: SMOKE ? 60_000 : 300_000 });
       const line = child.stdout.split('\n').find((l) => l.startsWith(RESULT_MARK));
       if (child.status !== 0 || line === undefined) {
         throw new Error(`noise bench task ${name} failed (exit ${child.status}, signal ${child.signal}): ${child.stderr.slice(-2000)}`);

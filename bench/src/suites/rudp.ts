@@ -19,6 +19,9 @@
  *   real 100 MiB message is sent to it; the child reports its peak RSS growth, its peak
  *   reassembly reservation (against its 256 MiB total budget), and whether the real message
  *   arrived intact.
+ *
+ * Smoke mode (BENCH_SMOKE=1): 1 run of a 1 MiB message, 200 small messages once, a flood
+ * of 2,000 fragments from 10 sockets.
  */
 import { createHash } from 'node:crypto';
 import { fork, type ChildProcess } from 'node:child_process';
@@ -29,18 +32,19 @@ import { createNode, seededRandom, type Address } from '@deccom/core';
 import { udp } from '@deccom/udp';
 import { faulty } from '@deccom/faulty';
 import { rudp, encodeChunk, CHUNK_HEADER_LENGTH } from '@deccom/rudp';
-import { accept, median, printTable, writeResults } from '../report.js';
+import { accept, knob, median, printTable, SMOKE, writeResults } from '../report.js';
 
 const MiB = 1024 * 1024;
-const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
-const MESSAGE_BYTES = Number(process.env['BENCH_MESSAGE_MIB'] ?? 100) * MiB;
+const RUNS = knob('BENCH_RUNS', 5, 1);
+const MESSAGE_BYTES = knob('BENCH_MESSAGE_MIB', 100, 1) * MiB;
 const CHUNK = 1200;
 /** rudp's chunk datagram on the wire: the chunk header, the payload, the udp frame byte. */
 const DATAGRAM_BYTES = CHUNK_HEADER_LENGTH + CHUNK + 1;
 const LOSSES = [0, 0.01, 0.05] as const;
-const SMALL_MESSAGES = 10_000;
-const FLOOD_FRAGMENTS = 100_000;
-const FLOOD_SOCKETS = 200;
+const SMALL_MESSAGES = knob('BENCH_RUDP_SMALL_MESSAGES', 10_000, 200);
+const SMALL_RUNS = SMOKE ? 1 : 3;
+const FLOOD_FRAGMENTS = knob('BENCH_RUDP_FLOOD_FRAGMENTS', 100_000, 2_000);
+const FLOOD_SOCKETS = knob('BENCH_RUDP_FLOOD_SOCKETS', 200, 10);
 const RECEIVER_TOTAL_BUDGET = 256 * MiB;
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -319,12 +323,12 @@ async function main(): Promise<void> {
 
   const small: number[] = [];
   let smallDelivered = true;
-  for (let run = 0; run < 3; run++) {
+  for (let run = 0; run < SMALL_RUNS; run++) {
     const result = await smallMessages();
     small.push(result.ms);
     smallDelivered &&= result.delivered === SMALL_MESSAGES;
   }
-  printTable('rudp: 10,000 messages of 1 KiB', [{ 'ms (median of 3)': median(small), 'messages/s': SMALL_MESSAGES / (median(small) / 1000), 'all delivered': smallDelivered }]);
+  printTable(`rudp: ${SMALL_MESSAGES.toLocaleString('en-US')} messages of 1 KiB`, [{ [`ms (median of ${SMALL_RUNS})`]: median(small), 'messages/s': SMALL_MESSAGES / (median(small) / 1000), 'all delivered': smallDelivered }]);
 
   const memory = await withReceiverChild((address, child) => sendToChild(address, child, data, digest));
   let floodSent = 0;
@@ -333,7 +337,7 @@ async function main(): Promise<void> {
       floodSent = await flood(address);
     }),
   );
-  printTable('rudp: memory of the receiving process (child), 100 MiB message', [
+  printTable(`rudp: memory of the receiving process (child), ${MESSAGE_BYTES / MiB} MiB message`, [
     { case: 'clean receive', ...memory },
     { case: `receive during a flood of ${floodSent} bogus fragments from ${FLOOD_SOCKETS} ports`, ...flooded },
   ]);
@@ -361,8 +365,8 @@ async function main(): Promise<void> {
     accept('every transfer intact (hash checked), 1 = yes', allIntact ? 1 : 0, 1),
     accept('0% loss goodput / raw dgram (median of per-run ratios)', perRunRatio('rudp-0', 'raw-dgram'), 0.5),
     accept('5% loss goodput / raw dgram (median of per-run ratios)', perRunRatio('rudp-5', 'raw-dgram'), 0.25),
-    accept('peak RSS growth of a 100 MiB receive, in message sizes', memory.peakGrowthMiB / messageMiB, 2, '<='),
-    accept('100 MiB message intact during the flood, 1 = yes', flooded.intact ? 1 : 0, 1),
+    accept(`peak RSS growth of a ${messageMiB} MiB receive, in message sizes`, memory.peakGrowthMiB / messageMiB, 2, '<='),
+    accept(`${messageMiB} MiB message intact during the flood, 1 = yes`, flooded.intact ? 1 : 0, 1),
     // The bound the configuration promises: the message itself plus the receiver's total
     // reassembly budget (claims beyond it are refused). The growth in message sizes is in the figures.
     accept(
@@ -372,7 +376,7 @@ async function main(): Promise<void> {
       '<=',
     ),
     accept(`peak reassembly reservation during the flood, MiB (total budget ${RECEIVER_TOTAL_BUDGET / MiB})`, flooded.peakReassemblyMiB, RECEIVER_TOTAL_BUDGET / MiB, '<='),
-    accept('10,000 small messages all delivered, 1 = yes', smallDelivered ? 1 : 0, 1),
+    accept(`${SMALL_MESSAGES.toLocaleString('en-US')} small messages all delivered, 1 = yes`, smallDelivered ? 1 : 0, 1),
   ];
   writeResults('rudp', figures, acceptance);
 }

@@ -7,20 +7,26 @@
  *
  * Writes bench/results/soak.json and merges its figures into bench/results/hardening.json
  * under `figures.soak` (read-modify-write: other keys of that file are kept).
+ *
+ * Smoke mode (BENCH_SMOKE=1): 6 nodes for 4 s (churn, lookups, datagrams, reliable
+ * messages and streams all happen), a drain of at most 5 s.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { accept, machine, printTable, round, writeResults, type Acceptance } from '../report.js';
-import { defaultSoakOptions, runSoak } from '../soak/engine.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { accept, knob, machine, printTable, resultsFile, round, SMOKE, writeJson, writeResults, type Acceptance } from '../report.js';
+import { defaultSoakOptions, runSoak, type SoakOptions } from '../soak/engine.js';
 
 const argument = process.argv.slice(2).find((arg) => /^\d+$/.test(arg));
-const durationMs = Number(argument ?? process.env['DECCOM_SOAK_MS'] ?? 600_000);
-const nodes = Number(process.env['DECCOM_SOAK_NODES'] ?? 200);
-if (!(durationMs >= 10_000) || !(durationMs <= 630_000)) throw new Error(`soak: duration must be 10,000..630,000 ms, got ${durationMs}`);
+const durationMs = argument !== undefined ? Number(argument) : knob('DECCOM_SOAK_MS', 600_000, 4_000);
+const nodes = knob('DECCOM_SOAK_NODES', 200, 6);
+const minimumMs = SMOKE ? 1_000 : 10_000;
+if (!(durationMs >= minimumMs) || !(durationMs <= 630_000)) throw new Error(`soak: duration must be ${minimumMs.toLocaleString('en-US')}..630,000 ms, got ${durationMs}`);
 if (!Number.isInteger(nodes) || nodes < 4 || nodes > 400) throw new Error(`soak: DECCOM_SOAK_NODES must be 4..400, got ${nodes}`);
 
-const options = { ...defaultSoakOptions(durationMs), nodes, log: (line: string) => console.log(line) };
+/** Smoke mode: short churn and settle times and a short drain, so every kind of traffic and a restart fit in seconds. */
+const smokeOptions: Partial<SoakOptions> = SMOKE
+  ? { churnIntervalMs: 1_000, downMinMs: 300, downMaxMs: 800, settleMs: 1_000, heapSampleMs: 500, drainMs: 5_000, lookupsPerSecond: 5, datagramsPerSecond: 20, reliablePerSecond: 5, streamsPerSecond: 2 }
+  : {};
+const options = { ...defaultSoakOptions(durationMs), ...smokeOptions, nodes, log: (line: string) => console.log(line) };
 if ((globalThis as { gc?: unknown }).gc === undefined) console.log('soak: run through `pnpm bench soak` (node --expose-gc) for heap samples after forced GC');
 const figures = await runSoak(options);
 
@@ -68,8 +74,8 @@ const acceptance: Acceptance[] = [
 writeResults('soak', figures, acceptance);
 
 // Merge into hardening.json (the hardening suite owns the rest of that file).
-const file = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'results', 'hardening.json');
-let hardening: { suite?: string; machine?: unknown; figures?: Record<string, unknown>; acceptance?: Acceptance[] } = {};
+const file = resultsFile('hardening');
+let hardening: { suite?: string; smoke?: boolean; machine?: unknown; figures?: Record<string, unknown>; acceptance?: Acceptance[] } = {};
 if (existsSync(file)) {
   try {
     hardening = JSON.parse(readFileSync(file, 'utf8')) as typeof hardening;
@@ -78,8 +84,9 @@ if (existsSync(file)) {
   }
 }
 hardening.suite ??= 'hardening';
+if (SMOKE) hardening.smoke = true;
 hardening.machine ??= machine();
 hardening.figures = { ...(hardening.figures ?? {}), soak: { ...figures, samples: undefined, measuredAt: new Date().toISOString() } };
 hardening.acceptance = [...(hardening.acceptance ?? []).filter((entry) => !entry.name.startsWith('soak: ')), ...acceptance];
-writeFileSync(file, `${JSON.stringify(hardening, null, 2)}\n`);
+writeJson(file, hardening);
 console.log(`merged soak figures into ${file} (heap growth ${round(figures.heap.growth * 100, 2)}%)`);

@@ -16,24 +16,27 @@
  *   writes corked per tick as the layer does);
  * - connections set up per second (introductions included), and 500 peers connected to
  *   one node at once, each sending it a message.
+ *
+ * Smoke mode (BENCH_SMOKE=1): 1 run of each, 1 MiB transfers, 2,000 small messages, 5
+ * peers (the environment variables below still win).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { createNode, defineLayer, Identity, type Address, type PeerRecord } from '@deccom/core';
 import { tcp, type TcpOptions } from '@deccom/tcp';
-import { accept, median, printTable, round, writeResults } from '../report.js';
+import { accept, knob, median, printTable, round, SMOKE, writeResults } from '../report.js';
 
 const MIB = 1024 * 1024;
 const HOST = '127.0.0.1';
-const RUNS = Math.max(3, Number(process.env['BENCH_RUNS'] ?? 5));
-const BIG = Number(process.env['BENCH_TCP_BYTES'] ?? 1024 * MIB);
+const RUNS = Math.max(SMOKE ? 1 : 3, knob('BENCH_RUNS', 5, 1));
+const BIG = knob('BENCH_TCP_BYTES', 1024 * MIB, MIB);
 /** Stream runs are cheap (no 1 GiB buffers): more of them steady the median on a busy machine. */
-const STREAM_RUNS = Math.max(RUNS, Number(process.env['BENCH_TCP_STREAM_RUNS'] ?? 15));
-const SMALL_COUNT = Number(process.env['BENCH_TCP_MESSAGES'] ?? 300_000);
+const STREAM_RUNS = Math.max(RUNS, knob('BENCH_TCP_STREAM_RUNS', 15, 1));
+const SMALL_COUNT = knob('BENCH_TCP_MESSAGES', 300_000, 2_000);
 const SMALL_SIZE = 1024;
-const CONNECT_PEERS = Number(process.env['BENCH_TCP_CONNECT_PEERS'] ?? 200);
-const MANY_PEERS = Number(process.env['BENCH_TCP_PEERS'] ?? 500);
+const CONNECT_PEERS = knob('BENCH_TCP_CONNECT_PEERS', 200, 5);
+const MANY_PEERS = knob('BENCH_TCP_PEERS', 500, 5);
 const BLOCK = randomBytes(MIB);
 const BLOCKS = Math.ceil(BIG / MIB);
 if (BIG % MIB !== 0) throw new RangeError('BENCH_TCP_BYTES must be a multiple of 1 MiB');

@@ -5,6 +5,8 @@
  * sending pattern so the receiver is never overrun (only datagrams that arrived count),
  * the variants take turns in small blocks within each run so machine noise hits all of
  * them alike, and each figure is the median of RUNS runs.
+ *
+ * Smoke mode (BENCH_SMOKE=1): 1 run of 2,000 datagrams in 2 blocks per variant and size.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
@@ -12,11 +14,13 @@ import { createNode } from '@deccom/core';
 import { udp } from '@deccom/udp';
 import { faulty } from '@deccom/faulty';
 import { delay } from '@deccom/delay';
-import { accept, median, printTable, writeResults } from '../report.js';
+import { accept, knob, median, printTable, SMOKE, writeResults } from '../report.js';
 
-const RUNS = Number(process.env['BENCH_RUNS'] ?? 7);
-const DATAGRAMS = Number(process.env['BENCH_DATAGRAMS'] ?? 80_000);
-const BLOCKS = Number(process.env['BENCH_BLOCKS'] ?? 20);
+const RUNS = knob('BENCH_RUNS', 7, 1);
+const DATAGRAMS = knob('BENCH_DATAGRAMS', 80_000, 2_000);
+const BLOCKS = knob('BENCH_BLOCKS', 20, 2);
+/** Untimed datagrams per variant before each run's blocks. */
+const WARMUP_DATAGRAMS = SMOKE ? 200 : 4000;
 const WINDOW = 256;
 const SLACK = 64;
 const SIZES: readonly number[] = process.env['BENCH_SIZES'] ? process.env['BENCH_SIZES'].split(',').map(Number) : [64, 1200];
@@ -135,7 +139,7 @@ async function run(size: number, round: number): Promise<Record<Variant, { datag
   const payload = new Uint8Array(size).fill(7);
   const tallies = Object.fromEntries(VARIANTS.map((variant) => [variant, { sent: 0, received: 0, seconds: 0, cpuMicros: 0 }])) as Record<Variant, Tally>;
   // Warm-up (JIT, socket buffers), not counted.
-  for (const variant of VARIANTS) await block(endpoints[variant], payload, 4000, { sent: 0, received: 0, seconds: 0, cpuMicros: 0 });
+  for (const variant of VARIANTS) await block(endpoints[variant], payload, WARMUP_DATAGRAMS, { sent: 0, received: 0, seconds: 0, cpuMicros: 0 });
   const perBlock = Math.ceil(DATAGRAMS / BLOCKS);
   for (let b = 0; b < BLOCKS; b++) {
     for (let i = 0; i < VARIANTS.length; i++) {
