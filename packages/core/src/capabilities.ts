@@ -28,6 +28,13 @@ export interface FindOptions {
   signal?: AbortSignal;
   /** Overall deadline for the lookup. */
   timeoutMs?: number;
+  /**
+   * Do not answer from what this node already knows: confirm the record with the network
+   * (the peer itself where possible), e.g. after a connect to the known record failed
+   * because the peer restarted on a new port. Discovery layers without a network source
+   * may ignore it. Default false.
+   */
+  fresh?: boolean;
 }
 
 export interface SendOptions {

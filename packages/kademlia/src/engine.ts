@@ -150,6 +150,8 @@ export class KademliaEngine {
   private joinReady = false;
   private joinTimer: TimerHandle | undefined;
   private readonly awaitingIntroductions = new Set<string>();
+  /** `findPeer({ fresh: true })` calls waiting for a peer's own introduction, by address. */
+  private readonly confirmations = new Map<string, Set<(peer: PeerRecord | undefined) => void>>();
   /** Self-lookups repeated because the table stayed smaller than k. */
   private smallTableRejoins = 0;
   private joining = false;
@@ -227,6 +229,8 @@ export class KademliaEngine {
     }
     this.approving.clear();
     this.pingingOldest.clear();
+    for (const waiters of [...this.confirmations.values()]) for (const waiter of [...waiters]) waiter(undefined);
+    this.confirmations.clear();
   }
 
   status(): Record<string, unknown> {
@@ -670,9 +674,16 @@ export class KademliaEngine {
     this.requireRunning('findPeer');
     if (!(id instanceof NodeId)) throw new InvalidArgumentError('kademlia.findPeer: id must be a NodeId');
     throwIfAborted(options.signal);
-    const known = this.table.get(id);
-    if (known !== undefined) return known;
     if (id.equals(this.self)) return this.ctx.localPeer();
+    const known = this.table.get(id);
+    if (known !== undefined) {
+      if (!options.fresh) return known;
+      // The peer itself, asked at the address we know, is the freshest source.
+      const confirmed = await this.confirm(known, options.signal);
+      if (confirmed !== undefined) return confirmed;
+      if (!this.running) throw new StateError('STOPPED', 'kademlia: the node stopped');
+      throwIfAborted(options.signal);
+    }
     const search = this.search(id.bytes, 'node');
     const result = await this.wait(search, options.signal, options.timeoutMs ?? this.config.lookupTimeoutMs);
     if (result.found === undefined) {
@@ -680,6 +691,35 @@ export class KademliaEngine {
       throw new NotFoundError(`kademlia: peer ${id.short}… not found (${result.stats.messages} queries)`);
     }
     return result.found;
+  }
+
+  /**
+   * Asks the peer of `known` at its address to introduce itself (ASK_ID) and resolves with
+   * its record as it now stands (the introduction updates the table like any direct
+   * contact), or undefined after `requestTimeoutMs` without an acceptable introduction
+   * from that address naming that id.
+   */
+  private confirm(known: PeerRecord, signal: AbortSignal | undefined): Promise<PeerRecord | undefined> {
+    const key = `${known.address.host}|${known.address.port}`;
+    this.ctx.counters.add('fresh-confirmations');
+    return new Promise((resolve) => {
+      let waiters = this.confirmations.get(key);
+      if (waiters === undefined) this.confirmations.set(key, (waiters = new Set()));
+      const set = waiters;
+      const done = (peer: PeerRecord | undefined): void => {
+        if (peer !== undefined && !peer.id.equals(known.id)) return; // another node answers there
+        set.delete(done);
+        if (set.size === 0 && this.confirmations.get(key) === set) this.confirmations.delete(key);
+        cancel();
+        signal?.removeEventListener('abort', onAbort);
+        resolve(peer === undefined ? undefined : (this.table.get(known.id) ?? peer));
+      };
+      const onAbort = (): void => done(undefined);
+      const cancel = this.ctx.clock.setDeadline(() => done(undefined), this.config.requestTimeoutMs);
+      set.add(done);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.send(known.address, encodeMessage({ type: MESSAGE.askId, peer: this.ctx.localPeer() }));
+    });
   }
 
   // ---------------------------------------------------------------------------
@@ -949,9 +989,14 @@ export class KademliaEngine {
     switch (message.type) {
       case MESSAGE.askId:
       case MESSAGE.introduce: {
-        if (this.acceptable(message.peer)) this.heardDirectly(this.observed(message.peer, from));
+        const acceptable = this.acceptable(message.peer);
+        if (acceptable) this.heardDirectly(this.observed(message.peer, from));
         if (message.type === MESSAGE.askId) this.send(from, encodeMessage({ type: MESSAGE.introduce, peer: this.ctx.localPeer() }));
-        else this.introduced(from);
+        else {
+          this.introduced(from);
+          const waiters = acceptable ? this.confirmations.get(`${from.host}|${from.port}`) : undefined;
+          if (waiters !== undefined) for (const waiter of [...waiters]) waiter(this.observed(message.peer, from));
+        }
         break;
       }
       case MESSAGE.findNode:

@@ -247,6 +247,35 @@ describe('kademlia on the in-memory network', () => {
     await seed.stop();
   });
 
+  it('findPeer({ fresh: true }) asks a known peer itself; a silent one is looked up after requestTimeoutMs; stop settles it', async () => {
+    const sim = await buildNetwork(20, { link: { latencyMs: 5 } });
+    const from = sim.alive[3]!;
+    const known = sim.alive.find((n) => n !== from && from.getPeer(n.id) !== undefined)!;
+    const asked = () => from.counters()['kademlia']!['fresh-confirmations'] ?? 0;
+    const lookups = () => from.counters()['kademlia']!['lookups'] ?? 0;
+    const before = lookups();
+    // Known and answering: one question to the peer, no lookup.
+    const fresh = await settle(sim.clock, from.findPeer(known.id, { fresh: true }));
+    expect(fresh.id.equals(known.id)).toBe(true);
+    expect(asked()).toBe(1);
+    expect(lookups()).toBe(before);
+    // Known but silent: the question times out, then a lookup runs (others may still hold its record).
+    sim.network.unbind(known.localAddress());
+    const startedAt = sim.clock.now();
+    await settle(sim.clock, from.findPeer(known.id, { fresh: true }).catch(() => undefined));
+    expect(sim.clock.now() - startedAt).toBeGreaterThanOrEqual(1_000);
+    expect(asked()).toBe(2);
+    expect(lookups()).toBeGreaterThan(before);
+    // Without fresh: the table answers at once.
+    const other = sim.alive.find((n) => n !== from && n !== known && from.getPeer(n.id) !== undefined)!;
+    expect((await from.findPeer(other.id)).id.equals(other.id)).toBe(true);
+    expect(asked()).toBe(2);
+    // A question pending at stop settles: STOPPED.
+    const pending = from.findPeer(other.id, { fresh: true });
+    await stopAll(sim);
+    await expect(pending).rejects.toMatchObject({ code: 'STOPPED' });
+  });
+
   it('passes application datagrams through, framed apart from its own messages', async () => {
     const sim = await buildNetwork(3, { link: { latencyMs: 5 } });
     const [a, b] = sim.alive as [(typeof sim.alive)[0], (typeof sim.alive)[0]];

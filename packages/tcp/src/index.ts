@@ -490,18 +490,16 @@ export function tcp(options: TcpOptions = {}) {
       /**
        * After a failed connect to `failed`: asks discovery's `findPeer` once for the peer's
        * record and returns it when it names another TCP address (the peer restarted on a
-       * new TCP port, or moved), else undefined. Discovery layers answer `findPeer` from
-       * their table when it holds the peer (no network traffic): the answer is fresh when
-       * the table learned the new record since (kademlia replaces a record whenever it
-       * hears from the peer itself, e.g. its rejoin after the restart), or when the table
-       * dropped the peer and a lookup runs.
+       * new TCP port, or moved), else undefined. It asks with `fresh: true`: kademlia then
+       * asks the peer itself, at its UDP address, to introduce itself (and looks it up if it
+       * does not answer); a discovery layer with no network source answers from its table.
        */
       const freshRecord = async (peer: PeerState, failed: PeerRecord): Promise<PeerRecord | undefined> => {
         const findPeer = ctx.below.findPeer;
         if (!findPeer) return undefined;
         let found: PeerRecord;
         try {
-          found = await findPeer(peer.id, { signal: ctx.signal, timeoutMs: settings.handshakeTimeoutMs });
+          found = await findPeer(peer.id, { signal: ctx.signal, timeoutMs: settings.handshakeTimeoutMs, fresh: true });
         } catch {
           return undefined; // not found, timed out, stopped: the old record's attempts go on
         }

@@ -11,6 +11,7 @@ import { createNode, DecComError, Identity, toHex, type NodeId } from '@deccom/c
 import { udp } from '@deccom/udp';
 import { keepalive } from '@deccom/keepalive';
 import { kademlia } from '@deccom/kademlia';
+import { tcp } from '@deccom/tcp';
 import { noise } from '@deccom/noise';
 import { PeerUnresponsiveError, rudp } from '@deccom/rudp';
 import { gate, type Gate } from '../src/gate.js';
@@ -251,5 +252,40 @@ describe('wall-clock steps on real sockets', () => {
     await check('an hour behind');
     vi.useRealTimers();
     expect(unresponsive).toEqual([]);
+  });
+});
+
+describe('a peer restarted on its UDP port with a new TCP port, telling no one', () => {
+  it('is reached over TCP again: the refused dial asks kademlia for a fresh record, and kademlia asks the peer itself', async () => {
+    const host = '127.0.0.1';
+    const bobIdentity = Identity.fromSeed(randomBytes(32));
+    const stack = (identity: Identity, udpPort: number, bootstrap: { host: string; port: number }[]) =>
+      createNode({ identity, layers: [udp({ host, port: udpPort }), kademlia({ bootstrap }), tcp({ host })] });
+    const bob = stack(bobIdentity, 0, []);
+    await bob.start();
+    const bobUdp = bob.localAddress();
+    const alice = stack(Identity.generate(), 0, [bobUdp]);
+    cleanups.push(() => alice.stop());
+    await alice.start();
+    expect(await waitFor(() => alice.getPeer(bob.id) !== undefined, 5_000)).toBe(true);
+    const oldTcpPort = alice.getPeer(bob.id)!.tcpPort;
+    expect(oldTcpPort).toBe(bob.localTcpPort());
+    await bob.stop();
+
+    // Same identity and UDP port, a new TCP port, no bootstrap: nobody hears from it.
+    const bobAgain = stack(bobIdentity, bobUdp.port, []);
+    cleanups.push(() => bobAgain.stop());
+    await bobAgain.start();
+    expect(bobAgain.localTcpPort()).not.toBe(oldTcpPort);
+    expect(alice.getPeer(bob.id)!.tcpPort).toBe(oldTcpPort);
+    const got: string[] = [];
+    bobAgain.handle('message', (data) => void got.push(Buffer.from(data).toString()));
+
+    await alice.sendMessage(bob.id, Buffer.from('still there?'));
+    expect(await waitFor(() => got.length === 1, 5_000)).toBe(true);
+    expect(got).toEqual(['still there?']);
+    expect(alice.counters()['tcp']!['redial-fresh-record']).toBe(1);
+    expect(alice.counters()['kademlia']!['fresh-confirmations']).toBe(1);
+    expect(alice.getPeer(bob.id)!.tcpPort).toBe(bobAgain.localTcpPort());
   });
 });
