@@ -23,14 +23,20 @@ function clockedNode(book: Book, clock: VirtualClock, options: TcpOptions = {}):
   return track(createNode({ clock, layers: [book.layer(HOST), tcp({ host: HOST, ...options })] }));
 }
 
+/** Two started nodes on one virtual clock, with these idle timeouts. */
+async function startedPair(aIdleMs: number, bIdleMs: number): Promise<{ clock: VirtualClock; book: Book; a: TestNode; b: TestNode }> {
+  const clock = new VirtualClock();
+  const book = new Book();
+  const a = clockedNode(book, clock, { idleTimeoutMs: aIdleMs });
+  const b = clockedNode(book, clock, { idleTimeoutMs: bIdleMs });
+  await startIn(book, a);
+  await startIn(book, b);
+  return { clock, book, a, b };
+}
+
 describe('idleTimeoutMs', () => {
   it('closes an idle connection gracefully; a later send dials again and is delivered', async () => {
-    const clock = new VirtualClock();
-    const book = new Book();
-    const a = clockedNode(book, clock, { idleTimeoutMs: 1000 });
-    const b = clockedNode(book, clock, { idleTimeoutMs: 1000 });
-    await startIn(book, a);
-    await startIn(book, b);
+    const { clock, a, b } = await startedPair(1000, 1000);
     const got: string[] = [];
     const closes: (Error | undefined)[] = [];
     b.handle('message', (data) => void got.push(new TextDecoder().decode(data)));
@@ -61,12 +67,7 @@ describe('idleTimeoutMs', () => {
   });
 
   it('does not cut a stream open longer than the timeout, even a silent one', async () => {
-    const clock = new VirtualClock();
-    const book = new Book();
-    const a = clockedNode(book, clock, { idleTimeoutMs: 1000 });
-    const b = clockedNode(book, clock, { idleTimeoutMs: 1000 });
-    await startIn(book, a);
-    await startIn(book, b);
+    const { clock, a, b } = await startedPair(1000, 1000);
     const received: number[] = [];
     let ended = false;
     b.handle('stream', (source) => {
@@ -100,12 +101,7 @@ describe('idleTimeoutMs', () => {
   });
 
   it('never closes a kept connection (openConnection)', async () => {
-    const clock = new VirtualClock();
-    const book = new Book();
-    const a = clockedNode(book, clock, { idleTimeoutMs: 1000 });
-    const b = clockedNode(book, clock, { idleTimeoutMs: 0 });
-    await startIn(book, a);
-    await startIn(book, b);
+    const { clock, a, b } = await startedPair(1000, 0);
     await a.openConnection(b.id);
     await clock.advance(10_000);
     expect(tcpStatus(a).connections).toBe(1);
@@ -113,12 +109,7 @@ describe('idleTimeoutMs', () => {
   });
 
   it('0 disables it: no sweep timer, the connection stays', async () => {
-    const clock = new VirtualClock();
-    const book = new Book();
-    const a = clockedNode(book, clock, { idleTimeoutMs: 0 });
-    const b = clockedNode(book, clock, { idleTimeoutMs: 0 });
-    await startIn(book, a);
-    await startIn(book, b);
+    const { clock, a, b } = await startedPair(0, 0);
     expect(clock.pendingTimers).toBe(0);
     await a.sendMessage(b.id, new Uint8Array(10));
     expect(await waitFor(() => tcpStatus(b).connections === 1)).toBe(true);
