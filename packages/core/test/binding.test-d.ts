@@ -48,7 +48,7 @@ const security = defineLayer({
 describe('stack types', () => {
   it('exposes every lower capability at the top, typed', () => {
     const node = createNode({ layers: [transport, discovery, streams] });
-    expectTypeOf(node.findPeer).toEqualTypeOf<(id: NodeId, options?: { signal?: AbortSignal; timeoutMs?: number }) => Promise<PeerRecord>>();
+    expectTypeOf(node.findPeer).toEqualTypeOf<(id: NodeId, options?: { signal?: AbortSignal; timeoutMs?: number; fresh?: boolean }) => Promise<PeerRecord>>();
     expectTypeOf(node.sendDatagram).parameter(1).toEqualTypeOf<Uint8Array>();
     expectTypeOf(node.sendMessage).returns.toEqualTypeOf<Promise<void>>();
     node.on('traffic', (from, bytes) => {
