@@ -4,6 +4,7 @@
  * is its implementation and is not part of the public surface.
  */
 import {
+  addressKey,
   AbortError,
   decodeFrame,
   dropReason,
@@ -700,7 +701,7 @@ export class KademliaEngine {
    * from that address naming that id.
    */
   private confirm(known: PeerRecord, signal: AbortSignal | undefined): Promise<PeerRecord | undefined> {
-    const key = `${known.address.host}|${known.address.port}`;
+    const key = addressKey(known.address);
     this.ctx.counters.add('fresh-confirmations');
     return new Promise((resolve) => {
       let waiters = this.confirmations.get(key);
@@ -989,13 +990,13 @@ export class KademliaEngine {
     switch (message.type) {
       case MESSAGE.askId:
       case MESSAGE.introduce: {
-        const acceptable = this.acceptable(message.peer);
-        if (acceptable) this.heardDirectly(this.observed(message.peer, from));
+        const peer = this.acceptable(message.peer) ? this.observed(message.peer, from) : undefined;
+        if (peer !== undefined) this.heardDirectly(peer);
         if (message.type === MESSAGE.askId) this.send(from, encodeMessage({ type: MESSAGE.introduce, peer: this.ctx.localPeer() }));
         else {
           this.introduced(from);
-          const waiters = acceptable ? this.confirmations.get(`${from.host}|${from.port}`) : undefined;
-          if (waiters !== undefined) for (const waiter of [...waiters]) waiter(this.observed(message.peer, from));
+          const waiters = peer === undefined ? undefined : this.confirmations.get(addressKey(from));
+          if (waiters !== undefined) for (const waiter of [...waiters]) waiter(peer);
         }
         break;
       }

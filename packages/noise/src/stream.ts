@@ -305,15 +305,14 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
        * its identity was checked (`closes` is the count seen on arrival): the handshake is
        * abandoned, its waiters fail with CONNECTION_CLOSED, and the next call starts afresh.
        * A session stored now would belong to no connection; the peer has dropped its keys.
+       * Called only while `entry` is the peer's pending handshake.
        */
       const connectionLost = (id: NodeId, address: Address, entry: Pending, closes: number): boolean => {
         if (entry.closes === closes) return false;
         const error = new NoiseError('CONNECTION_CLOSED', `the connection to ${id.short} closed during the handshake`);
         failHandshake(id, address, error, 'connection-closed');
-        if (pending.get(id.hex) === entry) {
-          pending.delete(id.hex);
-          ctx.clock.clearTimeout(entry.timer);
-        }
+        pending.delete(id.hex);
+        ctx.clock.clearTimeout(entry.timer);
         entry.reject(error);
         return true;
       };
