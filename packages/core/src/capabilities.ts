@@ -58,6 +58,9 @@ export interface ReliableSendOptions extends SendOptions {
 /** Byte chunks for streaming sends. */
 export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 
+/** What `connectionState` reports: a connection is open, one is being made, or there is none. */
+export type ConnectionState = 'open' | 'connecting' | 'none';
+
 /** Methods that layers provide to the layers above them. */
 export interface Capabilities {
   // --- datagram transport (udp, memory; re-provided by faulty, delay, noise, holepunch)
@@ -97,6 +100,12 @@ export interface Capabilities {
   openConnection(to: NodeId, options?: SendOptions): Promise<void>;
   /** Closes the connection to a node id after everything already accepted was sent. */
   closeConnection(to: NodeId): Promise<void>;
+  /**
+   * Whether a connection to a node id is open, being made (dialling or introducing), or
+   * neither. Lets a layer above tell a lost connection from one about to replace it, e.g.
+   * to fail a handshake at once when nothing can carry the peer's reply.
+   */
+  connectionState(to: NodeId): ConnectionState;
   /** Sends one whole message to a node id. Resolves once it is handed to the OS. */
   sendMessage(to: NodeId, data: Uint8Array, options?: SendOptions): Promise<void>;
   /** Streams a message of any size to a node id, with backpressure. */

@@ -159,8 +159,10 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 /**
  * The Noise layer for messages and streams. Needs `sendMessage` and `sendStream` and
  * takes the `message` and `stream` hooks of the transport below (`@deccom/tcp`); observes
- * `connection-close` to start a fresh handshake on the next connection. Provides
- * `sendMessage`, `sendStream` and `secureStreamSession`; offers `message` and `stream`.
+ * `connection-close` to start a fresh handshake on the next connection, and with the
+ * transport's `connectionState` (optional) fails a handshake as soon as no connection to
+ * its peer is open or being made. Provides `sendMessage`, `sendStream` and
+ * `secureStreamSession`; offers `message` and `stream`.
  */
 export function noiseStream(options: NoiseStreamOptions = {}) {
   const mode = options.mode ?? 'encrypt';
@@ -180,7 +182,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
     type: 'noise-stream',
     name: options.name,
     needs: ['sendMessage', 'sendStream'],
-    optional: ['closeConnection'],
+    optional: ['closeConnection', 'connectionState'],
     takes: ['message', 'stream'],
     takesOptional: ['connection-close'],
     provides: ['sendMessage', 'sendStream', 'secureStreamSession'],
@@ -309,12 +311,17 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
        */
       const connectionLost = (id: NodeId, address: Address, entry: Pending, closes: number): boolean => {
         if (entry.closes === closes) return false;
+        abandon(id, address, entry);
+        return true;
+      };
+
+      /** Fails `entry`, the peer's pending handshake, because its connection closed. */
+      const abandon = (id: NodeId, address: Address | undefined, entry: Pending): void => {
         const error = new NoiseError('CONNECTION_CLOSED', `the connection to ${id.short} closed during the handshake`);
         failHandshake(id, address, error, 'connection-closed');
         pending.delete(id.hex);
         ctx.clock.clearTimeout(entry.timer);
         entry.reject(error);
-        return true;
       };
 
       /** Runs the async tail of a receive path; nothing escapes it. */
@@ -715,11 +722,23 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           message: onMessage,
           stream: onStream,
           'connection-close': (id: NodeId) => {
-            // A handshake waiting for the peer's next message is left to run: its message
-            // may travel on a connection still being made (the transport reports a close
-            // when none is open, and one that is dialling is not open yet).
+            // A handshake waiting for the peer's next message may go on: its message may
+            // travel on a connection still being made (the transport reports a close when
+            // none is open, and one that is dialling is not open yet). When the transport
+            // can tell, and no connection is being made either, nothing can carry the
+            // peer's reply: the handshake fails now rather than at its timeout. Checked once
+            // the transport has finished with the close (it may start a new dial after it).
             const entry = pending.get(id.hex);
-            if (entry) entry.closes++;
+            if (entry) {
+              entry.closes++;
+              const state = ctx.below.connectionState;
+              if (state) {
+                queueMicrotask(() => {
+                  if (!running || pending.get(id.hex) !== entry || state(id) !== 'none') return;
+                  abandon(id, undefined, entry);
+                });
+              }
+            }
             const session = sessions.get(id.hex);
             if (session) {
               sessions.delete(id.hex);

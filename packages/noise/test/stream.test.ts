@@ -394,4 +394,46 @@ describe('noiseStream() over @deccom/tcp on 127.0.0.1', () => {
     const session = await a.secureStreamSession(b.id);
     expect(session.remoteId.equals(b.id)).toBe(true);
   });
+
+  it('a handshake whose peer drops the connection fails at once with CONNECTION_CLOSED, not at its timeout', { timeout: 30_000 }, async () => {
+    const directory = book();
+    // The timeout is far beyond the test's: only the prompt failure can pass.
+    const a = createNode({ layers: [directory.layer(), tcp({ host: '127.0.0.1' }), noiseStream({ handshakeTimeoutMs: 600_000 })] });
+    // b speaks tcp but no Noise: it hangs up on whatever it gets.
+    const b = createNode({ layers: [directory.layer(), tcp({ host: '127.0.0.1' })] });
+    stops.push(() => a.stop(), () => b.stop());
+    await a.start();
+    await b.start();
+    directory.records.set(a.id.hex, a.localPeer());
+    directory.records.set(b.id.hex, b.localPeer());
+    b.handle('message', (_data, from) => void b.closeConnection(from));
+    await expect(a.secureStreamSession(b.id)).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+    expect(counter(a, 'handshakes-failed.connection-closed')).toBe(1);
+    expect(a.describe().layers.find((layer) => layer.type === 'noise-stream')?.status).toMatchObject({ pending: 0 });
+  });
+
+  it('closing and at once handshaking again, 20 rounds, never fails a handshake', { timeout: 60_000 }, async () => {
+    const directory = book();
+    const make = () => {
+      const node = createNode({ layers: [directory.layer(), tcp({ host: '127.0.0.1' }), noiseStream({ handshakeTimeoutMs: 600_000 })] });
+      stops.push(() => node.stop());
+      return node;
+    };
+    const a = make();
+    const b = make();
+    await a.start();
+    await b.start();
+    directory.records.set(a.id.hex, a.localPeer());
+    directory.records.set(b.id.hex, b.localPeer());
+    const keys = new Set<string>();
+    for (let round = 0; round < 20; round++) {
+      const session = await a.secureStreamSession(b.id);
+      keys.add(Buffer.from(session.handshakeHash).toString('hex'));
+      // The next handshake starts as soon as our side has closed: b may still be closing
+      // its end (its close comes while a's new dial is being made).
+      await a.closeConnection(b.id);
+    }
+    expect(keys.size).toBe(20);
+    expect(counter(a, 'handshakes-failed.connection-closed') + counter(a, 'handshakes-failed.timeout')).toBe(0);
+  });
 });

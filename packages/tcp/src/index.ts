@@ -42,6 +42,7 @@ import {
   TimeoutError,
   AbortError,
   type ByteSource,
+  type ConnectionState,
   type PeerRecord,
   type SendOptions,
 } from '@deccom/core';
@@ -238,7 +239,7 @@ export function tcp(options: TcpOptions = {}) {
     needs: ['getPeer', 'localAddress'],
     optional: ['findPeer'],
     takesOptional: ['peer-connect'],
-    provides: ['openConnection', 'closeConnection', 'sendMessage', 'sendStream', 'localTcpPort', 'adoptTcpSocket'],
+    provides: ['openConnection', 'closeConnection', 'connectionState', 'sendMessage', 'sendStream', 'localTcpPort', 'adoptTcpSocket'],
     offers: { message: 'exclusive', stream: 'exclusive', 'connection-open': 'event', 'connection-close': 'event' },
     create: (ctx) => {
       const self = ctx.identity.id;
@@ -811,6 +812,17 @@ export function tcp(options: TcpOptions = {}) {
               return connection.closedPromise;
             });
             await Promise.all(closing);
+          },
+          connectionState: (to: NodeId): ConnectionState => {
+            if (!(to instanceof NodeId)) throw new InvalidArgumentError(`tcp.connectionState: 'to' must be a NodeId`);
+            const peer = peers.get(to.hex);
+            if (!peer) return 'none';
+            let connecting = peer.dialing;
+            for (const connection of peer.connections) {
+              if (connection.state === 'open') return 'open';
+              if (connection.state === 'handshake') connecting = true;
+            }
+            return connecting ? 'connecting' : 'none';
           },
           sendMessage: async (to: NodeId, data: Uint8Array, sendOptions?: SendOptions) => {
             requireRunning('sendMessage');

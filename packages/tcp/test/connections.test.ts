@@ -34,6 +34,24 @@ function rawHello(host: string, name = 'raw', maxMessageBytes = 1 << 20): Uint8A
 
 for (const host of HOSTS) {
   describe(`connections over ${host}`, () => {
+    it('connectionState: none, connecting while the dial runs, open, none again after the close on both sides', async () => {
+      const book = new Book();
+      const a = track(makeNode(book, host));
+      const b = track(makeNode(book, host));
+      await startIn(book, a);
+      await startIn(book, b);
+      expect(a.connectionState(b.id)).toBe('none');
+      const sent = a.sendMessage(b.id, new Uint8Array(10));
+      expect(a.connectionState(b.id)).toBe('connecting');
+      await sent;
+      expect(a.connectionState(b.id)).toBe('open');
+      expect(await waitFor(() => b.connectionState(a.id) === 'open')).toBe(true);
+      await a.closeConnection(b.id);
+      expect(a.connectionState(b.id)).toBe('none');
+      expect(await waitFor(() => b.connectionState(a.id) === 'none')).toBe(true);
+      expect(() => a.connectionState('x' as unknown as NodeId)).toThrow(/'to' must be a NodeId/);
+    });
+
     it('simultaneous dials end with exactly one connection and lose no message', async () => {
       for (let round = 0; round < 8; round++) {
         const book = new Book();
