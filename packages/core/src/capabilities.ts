@@ -58,6 +58,17 @@ export interface ReliableSendOptions extends SendOptions {
 /** Byte chunks for streaming sends. */
 export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 
+/** Options of `closeConnection`. */
+export interface CloseOptions {
+  /**
+   * Close at once, without the graceful goodbye: sends not yet written fail with a typed
+   * error, streams in flight fail on both sides, and bytes already handed to the OS may or
+   * may not arrive. For a peer to be dropped now (misbehaving, failed authentication).
+   * Default false.
+   */
+  abort?: boolean;
+}
+
 /** What `connectionState` reports: a connection is open, one is being made, or there is none. */
 export type ConnectionState = 'open' | 'connecting' | 'none';
 
@@ -98,8 +109,11 @@ export interface Capabilities {
   // --- message / stream transport (tcp; re-provided by noise and delay)
   /** Opens (or reuses) a connection to a node id. */
   openConnection(to: NodeId, options?: SendOptions): Promise<void>;
-  /** Closes the connection to a node id after everything already accepted was sent. */
-  closeConnection(to: NodeId): Promise<void>;
+  /**
+   * Closes the connection to a node id after everything already accepted was sent; with
+   * `abort`, at once (see {@link CloseOptions}).
+   */
+  closeConnection(to: NodeId, options?: CloseOptions): Promise<void>;
   /**
    * Whether a connection to a node id is open, being made (dialling or introducing), or
    * neither. Lets a layer above tell a lost connection from one about to replace it, e.g.

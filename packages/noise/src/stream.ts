@@ -297,7 +297,8 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
             ctx.clock.clearTimeout(entry.timer);
             entry.reject(error);
           }
-          ctx.below.closeConnection?.(id).catch(() => undefined);
+          // Dropped at once: nothing is owed to a peer that failed authentication.
+          ctx.below.closeConnection?.(id, { abort: true }).catch(() => undefined);
           return undefined;
         }
       };

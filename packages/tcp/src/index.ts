@@ -42,6 +42,7 @@ import {
   TimeoutError,
   AbortError,
   type ByteSource,
+  type CloseOptions,
   type ConnectionState,
   type PeerRecord,
   type SendOptions,
@@ -249,6 +250,8 @@ export function tcp(options: TcpOptions = {}) {
       let stopping = false;
       const peers = new Map<string, PeerState>();
       const connections = new Set<Connection>();
+      /** Connections closed by closeConnection({ abort: true }), until their close is handled. */
+      const aborted = new Set<Connection>();
       const owners = new Map<Connection, PeerState>();
       const hot: HotCounters = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, streamBytesIn: 0, streamBytesOut: 0 };
       let streamsIn = 0;
@@ -426,13 +429,18 @@ export function tcp(options: TcpOptions = {}) {
         },
         closed: (connection, reason, unsent) => {
           connections.delete(connection);
+          const wasAborted = aborted.delete(connection);
           const peer = owners.get(connection);
           owners.delete(connection);
           if (reason && connection.remote === undefined) ctx.counters.add('handshake-failures');
           if (!peer) return;
           peer.connections.delete(connection);
           if (peer.active === connection) peer.active = otherUsable(peer, connection);
-          if (unsent.length > 0) {
+          if (wasAborted) {
+            // closeConnection({ abort: true }): what was not written fails, nothing redials.
+            const error = new ConnectionError('CONNECTION_CLOSED', 'tcp: closeConnection aborted the connection');
+            for (const waiter of unsent) if (!waiter.done) waiter.fail(error);
+          } else if (unsent.length > 0) {
             // Never written: safe to send again on the next connection.
             peer.queue = [...unsent, ...peer.queue];
             if (usable(peer.active)) flushQueue(peer, peer.active);
@@ -440,7 +448,8 @@ export function tcp(options: TcpOptions = {}) {
           const anyOpen = [...peer.connections].some((c) => c.state === 'open');
           if (!anyOpen && peer.announced) {
             peer.announced = false;
-            if (reason) ctx.counters.add('connections-lost');
+            if (wasAborted) ctx.counters.add('connections-aborted');
+            else if (reason) ctx.counters.add('connections-lost');
             ctx.emit('connection-close', peer.id, reason);
           }
           if (!usable(peer.active) && running && !stopping && (peer.keep || liveQueue(peer))) ensureDial(peer);
@@ -547,6 +556,8 @@ export function tcp(options: TcpOptions = {}) {
             let record: PeerRecord | undefined;
             try {
               record = fresh ?? (await recordOf(peer));
+              // A close while the record was looked up leaves nothing to dial for.
+              if (!running || stopping || (!peer.keep && !liveQueue(peer))) return;
               await dialOnce(peer, record);
               return;
             } catch (error) {
@@ -800,15 +811,25 @@ export function tcp(options: TcpOptions = {}) {
             });
             peer.keep = true;
           },
-          closeConnection: async (to: NodeId) => {
+          closeConnection: async (to: NodeId, closeOptions?: CloseOptions) => {
             if (!(to instanceof NodeId)) throw new InvalidArgumentError(`tcp.closeConnection: 'to' must be a NodeId`);
+            if (closeOptions !== undefined && (typeof closeOptions !== 'object' || closeOptions === null)) {
+              throw new InvalidArgumentError('tcp.closeConnection: options must be an object');
+            }
+            const abort = closeOptions?.abort === true;
             const peer = peers.get(to.hex);
             if (!peer) return;
             peer.keep = false;
-            if (!usable(peer.active)) failQueue(peer, new ConnectionError('CONNECTION_CLOSED', 'tcp: closeConnection was called before the connection was made'));
+            if (abort) failQueue(peer, new ConnectionError('CONNECTION_CLOSED', 'tcp: closeConnection aborted the connection'));
+            else if (!usable(peer.active)) failQueue(peer, new ConnectionError('CONNECTION_CLOSED', 'tcp: closeConnection was called before the connection was made'));
             peer.active = undefined;
             const closing = [...peer.connections].map((connection) => {
-              connection.drain();
+              if (abort) {
+                aborted.add(connection);
+                connection.destroy(new ConnectionError('CONNECTION_CLOSED', 'tcp: closeConnection aborted the connection'));
+              } else {
+                connection.drain();
+              }
               return connection.closedPromise;
             });
             await Promise.all(closing);

@@ -52,6 +52,40 @@ for (const host of HOSTS) {
       expect(() => a.connectionState('x' as unknown as NodeId)).toThrow(/'to' must be a NodeId/);
     });
 
+    it('closeConnection({ abort: true }) closes at once: sends not yet written fail, nothing redials, the next send connects again', async () => {
+      const book = new Book();
+      const a = track(makeNode(book, host));
+      const b = track(makeNode(book, host));
+      await startIn(book, a);
+      await startIn(book, b);
+      const got: number[] = [];
+      const closes: (Error | undefined)[] = [];
+      b.handle('message', (data) => void got.push(data.length));
+      b.on('connection-close', (_id, reason) => void closes.push(reason));
+      await a.sendMessage(b.id, new Uint8Array(10));
+      expect(await waitFor(() => got.length === 1)).toBe(true);
+      await a.closeConnection(b.id, { abort: true });
+      expect(a.connectionState(b.id)).toBe('none');
+      expect(tcpCounters(a)['connections-aborted']).toBe(1);
+      expect(tcpCounters(a)['connections-lost'] ?? 0).toBe(0);
+      // The peer sees the connection end without the goodbye, as an error.
+      expect(await waitFor(() => closes.length === 1)).toBe(true);
+      expect(closes[0]).toBeInstanceOf(ConnectionError);
+      // A send still waiting for its connection fails, and no dial follows.
+      const pending = a.sendMessage(b.id, new Uint8Array(20));
+      expect(a.connectionState(b.id)).toBe('connecting');
+      await a.closeConnection(b.id, { abort: true });
+      await expect(pending).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+      await sleep(50);
+      expect(a.connectionState(b.id)).toBe('none');
+      expect(got).toEqual([10]);
+      // The pair still works.
+      await a.sendMessage(b.id, new Uint8Array(30));
+      expect(await waitFor(() => got.length === 2)).toBe(true);
+      expect(got).toEqual([10, 30]);
+      await expect(a.closeConnection(b.id, null as unknown as { abort: boolean })).rejects.toThrow(/options must be an object/);
+    });
+
     it('simultaneous dials end with exactly one connection and lose no message', async () => {
       for (let round = 0; round < 8; round++) {
         const book = new Book();
