@@ -437,9 +437,9 @@ export function tcp(options: TcpOptions = {}) {
           peer.connections.delete(connection);
           if (peer.active === connection) peer.active = otherUsable(peer, connection);
           if (wasAborted) {
-            // closeConnection({ abort: true }): what was not written fails, nothing redials.
-            const error = new ConnectionError('CONNECTION_CLOSED', 'tcp: closeConnection aborted the connection');
-            for (const waiter of unsent) if (!waiter.done) waiter.fail(error);
+            // closeConnection({ abort: true }): what was not written fails (with the abort's
+            // error, the connection's reason), nothing redials.
+            for (const waiter of unsent) if (!waiter.done) waiter.fail(reason ?? new ConnectionError('CONNECTION_CLOSED', 'tcp: closeConnection aborted the connection'));
           } else if (unsent.length > 0) {
             // Never written: safe to send again on the next connection.
             peer.queue = [...unsent, ...peer.queue];
@@ -820,13 +820,15 @@ export function tcp(options: TcpOptions = {}) {
             const peer = peers.get(to.hex);
             if (!peer) return;
             peer.keep = false;
-            if (abort) failQueue(peer, new ConnectionError('CONNECTION_CLOSED', 'tcp: closeConnection aborted the connection'));
-            else if (!usable(peer.active)) failQueue(peer, new ConnectionError('CONNECTION_CLOSED', 'tcp: closeConnection was called before the connection was made'));
+            // Errors are built only when something will carry them (a stack trace costs).
+            const abortError = abort && (peer.queue.length > 0 || peer.connections.size > 0) ? new ConnectionError('CONNECTION_CLOSED', 'tcp: closeConnection aborted the connection') : undefined;
+            if (abortError && peer.queue.length > 0) failQueue(peer, abortError);
+            else if (!abort && !usable(peer.active) && peer.queue.length > 0) failQueue(peer, new ConnectionError('CONNECTION_CLOSED', 'tcp: closeConnection was called before the connection was made'));
             peer.active = undefined;
             const closing = [...peer.connections].map((connection) => {
-              if (abort) {
+              if (abortError) {
                 aborted.add(connection);
-                connection.destroy(new ConnectionError('CONNECTION_CLOSED', 'tcp: closeConnection aborted the connection'));
+                connection.destroy(abortError);
               } else {
                 connection.drain();
               }
