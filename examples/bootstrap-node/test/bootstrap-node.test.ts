@@ -34,7 +34,8 @@ describe('examples/bootstrap-node', () => {
     child = started;
     started.stdout.setEncoding('utf8').on('data', (text: string) => (output += text));
     started.stderr.setEncoding('utf8').on('data', (text: string) => (output += text));
-    exited = new Promise<number | null>((resolve) => started.on('exit', resolve));
+    // 'close', not 'exit': the last output may still be in the pipes at 'exit'.
+    exited = new Promise<number | null>((resolve) => started.on('close', resolve));
     const id = (await waitFor(/^bootstrap node ([0-9a-f]{64})$/m))[1]!;
     const port = Number((await waitFor(/^listening at 127\.0\.0\.1:(\d+);/m))[1]);
     const joiner = createNode({

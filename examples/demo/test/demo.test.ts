@@ -15,7 +15,8 @@ function runDemo(): Promise<{ code: number | null; output: string }> {
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
     child.on('error', reject);
-    child.on('exit', (code) => {
+    // 'close', not 'exit': the last output may still be in the pipes at 'exit'.
+    child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, output });
     });

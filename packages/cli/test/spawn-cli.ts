@@ -23,7 +23,9 @@ export class CliProcess {
     this.child.stderr.setEncoding('utf8').on('data', (text: string) => (this.stderr += text));
     this.child.stdin.on('error', () => undefined); // writing to a process that already left
     this.exited = new Promise((resolve) => {
-      this.child.on('exit', (code) => {
+      // 'close', not 'exit': 'exit' can come before the last output on the pipes has been
+      // read (seen under load: an exit code with an empty stderr).
+      this.child.on('close', (code) => {
         this.exitCode = code;
         resolve(code);
       });
