@@ -348,20 +348,26 @@ function book() {
   return { records, layer };
 }
 
+/** Two started nodes over tcp with `noiseStream(options)`, each in the other's address book. */
+async function tcpPair(options: NoiseStreamOptions = {}) {
+  const directory = book();
+  const make = () => {
+    const node = createNode({ layers: [directory.layer(), tcp({ host: '127.0.0.1' }), noiseStream(options)] });
+    stops.push(() => node.stop());
+    return node;
+  };
+  const a = make();
+  const b = make();
+  await a.start();
+  await b.start();
+  directory.records.set(a.id.hex, a.localPeer());
+  directory.records.set(b.id.hex, b.localPeer());
+  return { a, b };
+}
+
 describe('noiseStream() over @deccom/tcp on 127.0.0.1', () => {
   it('messages and a 32 MiB stream, encrypted end to end', { timeout: 120_000 }, async () => {
-    const directory = book();
-    const make = () => {
-      const node = createNode({ layers: [directory.layer(), tcp({ host: '127.0.0.1' }), noiseStream()] });
-      stops.push(() => node.stop());
-      return node;
-    };
-    const a = make();
-    const b = make();
-    await a.start();
-    await b.start();
-    directory.records.set(a.id.hex, a.localPeer());
-    directory.records.set(b.id.hex, b.localPeer());
+    const { a, b } = await tcpPair();
     const messages: string[] = [];
     let received = 0;
     let streamDone = false;
@@ -413,18 +419,7 @@ describe('noiseStream() over @deccom/tcp on 127.0.0.1', () => {
   });
 
   it('closing and at once handshaking again, 20 rounds, never fails a handshake', { timeout: 60_000 }, async () => {
-    const directory = book();
-    const make = () => {
-      const node = createNode({ layers: [directory.layer(), tcp({ host: '127.0.0.1' }), noiseStream({ handshakeTimeoutMs: 600_000 })] });
-      stops.push(() => node.stop());
-      return node;
-    };
-    const a = make();
-    const b = make();
-    await a.start();
-    await b.start();
-    directory.records.set(a.id.hex, a.localPeer());
-    directory.records.set(b.id.hex, b.localPeer());
+    const { a, b } = await tcpPair({ handshakeTimeoutMs: 600_000 });
     const keys = new Set<string>();
     for (let round = 0; round < 20; round++) {
       const session = await a.secureStreamSession(b.id);

@@ -551,13 +551,15 @@ export function tcp(options: TcpOptions = {}) {
           /** A record `findPeer` gave after a failed connect: used for the remaining attempts. */
           let fresh: PeerRecord | undefined;
           let refreshed = false;
+          /** Something still needs the connection (a close empties the queue and clears keep). */
+          const wanted = (): boolean => peer.keep || liveQueue(peer);
           while (running && !stopping && !usable(peer.active)) {
-            if (!peer.keep && !liveQueue(peer)) return;
+            if (!wanted()) return;
             let record: PeerRecord | undefined;
             try {
               record = fresh ?? (await recordOf(peer));
               // A close while the record was looked up leaves nothing to dial for.
-              if (!running || stopping || (!peer.keep && !liveQueue(peer))) return;
+              if (!running || stopping || !wanted()) return;
               await dialOnce(peer, record);
               return;
             } catch (error) {
