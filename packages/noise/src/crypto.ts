@@ -18,6 +18,7 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { concatBytes, secureRandomBytes } from '@deccom/core';
 import { NoiseError } from './errors.js';
+import { hkdf as jsHkdf, hmacKey, hmacWith, dropHmacKey, JS_HASH_LIMIT, sha256 as jsSha256 } from './sha256.js';
 
 export type DhName = '25519' | '448';
 export type CipherName = 'ChaChaPoly' | 'AESGCM';
@@ -83,6 +84,11 @@ export interface HashFunctions {
   hash(...parts: Uint8Array[]): Uint8Array;
   /** HMAC (RFC 2104) over the concatenation of `parts`. */
   hmac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array;
+  /**
+   * Noise's HKDF (section 4.3): `outputs` arrays of HASHLEN bytes. Optional: the handshake
+   * falls back to three or four {@link hmac} calls.
+   */
+  hkdf?(chainingKey: Uint8Array, inputKeyMaterial: Uint8Array, outputs: 2 | 3): Uint8Array[];
 }
 
 export interface NoiseCrypto {
@@ -468,7 +474,7 @@ function nodeHash(nodeCrypto: NodeCrypto, name: HashName): HashFunctions {
   if (oneShot === undefined) return { name, length, blockLength, hash: (...parts) => streamingHash(parts), hmac: (key, ...parts) => streamingHmac(key, parts) };
   const inner = Buffer.alloc(blockLength + ONE_SHOT_BYTES);
   const outer = Buffer.alloc(blockLength + length);
-  return {
+  const native: HashFunctions = {
     name,
     length,
     blockLength,
@@ -508,6 +514,37 @@ function nodeHash(nodeCrypto: NodeCrypto, name: HashName): HashFunctions {
       return view(digest);
     },
   };
+  if (name !== 'SHA256') return native;
+  // SHA-256 over a handshake's short inputs runs faster in JavaScript (see sha256.ts).
+  const total = (parts: readonly Uint8Array[]): number => {
+    let n = 0;
+    for (const part of parts) n += part.length;
+    return n;
+  };
+  return {
+    ...native,
+    hash: (...parts) => (total(parts) <= JS_HASH_LIMIT ? jsSha256(parts) : native.hash(...parts)),
+    hmac: (key, ...parts) => {
+      if (key.length > blockLength || total(parts) > JS_HASH_LIMIT) return native.hmac(key, ...parts);
+      const prepared = hmacKey(key);
+      const mac = hmacWith(prepared, parts);
+      dropHmacKey(prepared);
+      return mac;
+    },
+    hkdf: (chainingKey, inputKeyMaterial, outputs) => {
+      if (chainingKey.length > blockLength || inputKeyMaterial.length > JS_HASH_LIMIT) return hkdfFromHmac(native, chainingKey, inputKeyMaterial, outputs);
+      return jsHkdf(chainingKey, inputKeyMaterial, outputs);
+    },
+  };
+}
+
+/** Noise's HKDF (section 4.3) from HMAC calls: the definition, for any hash. */
+export function hkdfFromHmac(hash: HashFunctions, chainingKey: Uint8Array, inputKeyMaterial: Uint8Array, outputs: 2 | 3): Uint8Array[] {
+  const tempKey = hash.hmac(chainingKey, inputKeyMaterial);
+  const output1 = hash.hmac(tempKey, Uint8Array.of(1));
+  const output2 = hash.hmac(tempKey, output1, Uint8Array.of(2));
+  if (outputs === 2) return [output1, output2];
+  return [output1, output2, hash.hmac(tempKey, output2, Uint8Array.of(3))];
 }
 
 function makeNodeNoiseCrypto(nodeCrypto: NodeCrypto): NoiseCrypto {

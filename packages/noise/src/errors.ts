@@ -1,7 +1,7 @@
 /**
  * The one error class of `@deccom/noise`, with stable codes.
  */
-import { DecComError } from '@deccom/core';
+import { DecComError, type DecComErrorOptions } from '@deccom/core';
 
 /**
  * Codes of {@link NoiseError}. Never renamed once released.
@@ -40,7 +40,7 @@ export type NoiseErrorCode =
 /** Every failure of the Noise handshake, transport or layer. */
 export class NoiseError extends DecComError {
   declare readonly code: NoiseErrorCode;
-  constructor(code: NoiseErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: NoiseErrorCode, message: string, options?: DecComErrorOptions) {
     super(code, message, options);
   }
 }

@@ -3,7 +3,7 @@
  * SymmetricState and HandshakeState. Pure: no I/O, no timers. The layers in this package
  * put them on the wire; anyone can use them directly for their own transport.
  */
-import { defaultNoiseCrypto, AEAD_TAG_LENGTH, type AeadFunctions, type DhFunctions, type DhKeyPair, type HashFunctions, type NoiseCrypto, type SealedParts } from './crypto.js';
+import { defaultNoiseCrypto, hkdfFromHmac, AEAD_TAG_LENGTH, type AeadFunctions, type DhFunctions, type DhKeyPair, type HashFunctions, type NoiseCrypto, type SealedParts } from './crypto.js';
 import { NoiseError } from './errors.js';
 import { parseProtocolName, type HandshakePattern, type ProtocolName, type Token } from './patterns.js';
 
@@ -192,11 +192,7 @@ export class SymmetricState {
   /** HKDF (section 4.3) with 2 or 3 outputs. */
   private hkdf(inputKeyMaterial: Uint8Array, outputs: 2 | 3): Uint8Array[] {
     const hash = this.hashFunctions;
-    const tempKey = hash.hmac(this.ck, inputKeyMaterial);
-    const output1 = hash.hmac(tempKey, Uint8Array.of(1));
-    const output2 = hash.hmac(tempKey, output1, Uint8Array.of(2));
-    if (outputs === 2) return [output1, output2];
-    return [output1, output2, hash.hmac(tempKey, output2, Uint8Array.of(3))];
+    return hash.hkdf ? hash.hkdf(this.ck, inputKeyMaterial, outputs) : hkdfFromHmac(hash, this.ck, inputKeyMaterial, outputs);
   }
 
   mixKey(inputKeyMaterial: Uint8Array): void {

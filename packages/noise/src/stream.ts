@@ -318,7 +318,8 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
 
       /** Fails `entry`, the peer's pending handshake, because its connection closed. */
       const abandon = (id: NodeId, address: Address | undefined, entry: Pending): void => {
-        const error = new NoiseError('CONNECTION_CLOSED', `the connection to ${id.short} closed during the handshake`);
+        // Raised from the connection's close event: a stack would show only library frames.
+        const error = new NoiseError('CONNECTION_CLOSED', `the connection to ${id.short} closed during the handshake`, { captureStack: false });
         failHandshake(id, address, error, 'connection-closed');
         pending.delete(id.hex);
         ctx.clock.clearTimeout(entry.timer);

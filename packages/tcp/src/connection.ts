@@ -43,6 +43,9 @@ import {
   type Hello,
 } from './wire.js';
 
+/** Options of errors that report a socket event, not a call (see DecComErrorOptions.captureStack). */
+const NO_STACK = { captureStack: false } as const;
+
 /** Messages up to this size are copied behind their header (one write, buffer reusable at once). */
 export const COPY_LIMIT_BYTES = 64 * 1024;
 /**
@@ -792,11 +795,14 @@ export class Connection implements IncomingStreamHost, FrameSink {
     const graceful = this.sentGoaway && this.receivedGoaway;
     this.state = 'closed';
     this.clearTimer();
-    const reason = graceful ? undefined : (this.closeReason ?? new ConnectionError(wasOpen ? 'CONNECTION_CLOSED' : 'CONNECT_FAILED', 'tcp: the peer closed the connection'));
+    // Errors raised from the socket's close carry no stack: it would show only the close
+    // handler's frames, and connection churn would pay for it on every close.
+    const reason =
+      graceful ? undefined : (this.closeReason ?? new ConnectionError(wasOpen ? 'CONNECTION_CLOSED' : 'CONNECT_FAILED', 'tcp: the peer closed the connection', NO_STACK));
     if (wasOpen) this.settleReady(); // already settled: no error to build
-    else this.settleReady(reason ?? new ConnectionError('CONNECT_FAILED', 'tcp: closed during the introduction'));
+    else this.settleReady(reason ?? new ConnectionError('CONNECT_FAILED', 'tcp: closed during the introduction', NO_STACK));
     if (this.outStreams.size > 0 || this.inStreams.size > 0) {
-      const stop = new ConnectionError('CONNECTION_CLOSED', 'tcp: the connection closed', { cause: reason });
+      const stop = new ConnectionError('CONNECTION_CLOSED', 'tcp: the connection closed', { cause: reason, captureStack: false });
       for (const stream of this.outStreams.values()) {
         stream.stop ??= stop;
         stream.wake?.();

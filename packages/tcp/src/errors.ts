@@ -2,7 +2,7 @@
  * Errors of the TCP layer. Each has a stable `code`; wire problems are core's
  * `WireError` (a peer that sends one is disconnected with it as the reason).
  */
-import { DecComError } from '@deccom/core';
+import { DecComError, type DecComErrorOptions } from '@deccom/core';
 
 /** A message longer than the local or the peer's maximum (`MESSAGE_TOO_LARGE`). */
 export class MessageTooLargeError extends DecComError {
@@ -30,7 +30,7 @@ export type ConnectionErrorCode =
 /** A connection could not be made or was lost. */
 export class ConnectionError extends DecComError {
   declare readonly code: ConnectionErrorCode;
-  constructor(code: ConnectionErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: ConnectionErrorCode, message: string, options?: DecComErrorOptions) {
     super(code, message, options);
   }
 }
@@ -46,7 +46,7 @@ export type StreamErrorCode =
 /** A stream ended without reaching its end. */
 export class StreamError extends DecComError {
   declare readonly code: StreamErrorCode;
-  constructor(code: StreamErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: StreamErrorCode, message: string, options?: DecComErrorOptions) {
     super(code, message, options);
   }
 }

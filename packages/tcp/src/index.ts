@@ -823,7 +823,11 @@ export function tcp(options: TcpOptions = {}) {
             if (!peer) return;
             peer.keep = false;
             // Errors are built only when something will carry them (a stack trace costs).
-            const abortError = abort && (peer.queue.length > 0 || peer.connections.size > 0) ? new ConnectionError('CONNECTION_CLOSED', 'tcp: closeConnection aborted the connection') : undefined;
+            // Its stack (the caller's) is kept only for the sends it fails.
+            const abortError =
+              abort && (peer.queue.length > 0 || peer.connections.size > 0)
+                ? new ConnectionError('CONNECTION_CLOSED', 'tcp: closeConnection aborted the connection', { captureStack: peer.queue.length > 0 })
+                : undefined;
             if (abortError && peer.queue.length > 0) failQueue(peer, abortError);
             else if (!abort && !usable(peer.active) && peer.queue.length > 0) failQueue(peer, new ConnectionError('CONNECTION_CLOSED', 'tcp: closeConnection was called before the connection was made'));
             peer.active = undefined;
