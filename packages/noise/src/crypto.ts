@@ -18,6 +18,7 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { concatBytes, secureRandomBytes } from '@deccom/core';
 import { NoiseError } from './errors.js';
+import { chachaPolyOpen, chachaPolySealInto, JS_AEAD_LIMIT } from './chacha20poly1305.js';
 import { hkdf as jsHkdf, hmacKey, hmacWith, dropHmacKey, JS_HASH_LIMIT, sha256 as jsSha256 } from './sha256.js';
 
 export type DhName = '25519' | '448';
@@ -373,6 +374,36 @@ function nodeDh(nodeCrypto: NodeCrypto, name: DhName): DhFunctions {
 const EMPTY = Buffer.alloc(0);
 
 function nodeAead(nodeCrypto: NodeCrypto, name: CipherName): AeadFunctions {
+  const native = nativeAead(nodeCrypto, name);
+  if (name !== 'ChaChaPoly') return native;
+  // Short messages (handshake fields, small datagrams) run faster in JavaScript than
+  // through a node:crypto cipher object (see chacha20poly1305.ts).
+  const small = (ad: Uint8Array, length: number): boolean => ad.length + length <= JS_AEAD_LIMIT;
+  return {
+    ...native,
+    seal: (key, nonce, ad, plaintext) => {
+      if (!small(ad, plaintext.length)) return native.seal(key, nonce, ad, plaintext);
+      checkAead(key, nonce);
+      const out = new Uint8Array(plaintext.length + AEAD_TAG_LENGTH);
+      chachaPolySealInto(key, nonce, ad, plaintext, out, 0);
+      return out;
+    },
+    sealInto: (key, nonce, ad, plaintext, out, offset) => {
+      // In place is fine for node:crypto (it writes a new buffer first), not for a byte-by-byte pass.
+      if (!small(ad, plaintext.length) || out.buffer === plaintext.buffer) return native.sealInto(key, nonce, ad, plaintext, out, offset);
+      checkAead(key, nonce);
+      if (offset < 0 || offset + plaintext.length + AEAD_TAG_LENGTH > out.length) throw new RangeError('sealInto: the output is too short');
+      chachaPolySealInto(key, nonce, ad, plaintext, out, offset);
+    },
+    open: (key, nonce, ad, ciphertext) => {
+      if (!small(ad, ciphertext.length - AEAD_TAG_LENGTH)) return native.open(key, nonce, ad, ciphertext);
+      checkAead(key, nonce);
+      return chachaPolyOpen(key, nonce, ad, ciphertext);
+    },
+  };
+}
+
+function nativeAead(nodeCrypto: NodeCrypto, name: CipherName): AeadFunctions {
   const algorithm = name === 'ChaChaPoly' ? 'chacha20-poly1305' : 'aes-256-gcm';
   return {
     name,

@@ -1,8 +1,11 @@
 /**
  * Wycheproof ChaCha20-Poly1305 and X25519 (`../shared/vectors/wycheproof/`) on both crypto
- * paths.
+ * paths. The node path sends short messages to the JavaScript ChaCha20-Poly1305 and long
+ * ones to node:crypto, so its run covers both; the JavaScript one also runs alone, on
+ * every message length.
  */
 import { describe, expect, it } from 'vitest';
+import { chachaPolyOpen, chachaPolySealInto } from '../src/chacha20poly1305.js';
 import { NoiseError, nobleNoiseCrypto, nodeNoiseCrypto, type NoiseCrypto } from '../src/index.js';
 import { hex, readVectors, unhex, vectorsPresent } from './helpers.js';
 
@@ -23,6 +26,33 @@ const node = nodeNoiseCrypto();
 if (node) paths.push(['node', node]);
 
 describe.skipIf(!present)('Wycheproof', () => {
+  it('ChaCha20-Poly1305: every 96-bit-nonce test on the JavaScript implementation, at every length', () => {
+    const file = readVectors<{ testGroups: AeadGroup[] }>('wycheproof/chacha20_poly1305_test.json');
+    let ran = 0;
+    let longest = 0;
+    const failures: string[] = [];
+    for (const group of file.testGroups) {
+      if (group.ivSize !== 96) continue;
+      for (const test of group.tests) {
+        ran++;
+        const [key, iv, aad, msg] = [unhex(test.key), unhex(test.iv), unhex(test.aad), unhex(test.msg)];
+        longest = Math.max(longest, msg.length);
+        const opened = chachaPolyOpen(key, iv, aad, unhex(test.ct + test.tag));
+        if (test.result === 'valid') {
+          const sealed = new Uint8Array(msg.length + 16);
+          chachaPolySealInto(key, iv, aad, msg, sealed, 0);
+          if (hex(sealed) !== test.ct + test.tag) failures.push(`${test.tcId}: seal`);
+          if (opened === undefined || hex(opened) !== test.msg) failures.push(`${test.tcId}: open`);
+        } else if (opened !== undefined) {
+          failures.push(`${test.tcId}: accepted an invalid ciphertext`);
+        }
+      }
+    }
+    expect(failures).toEqual([]);
+    expect(ran).toBeGreaterThan(300);
+    expect(longest).toBeGreaterThan(256);
+  });
+
   for (const [name, crypto] of paths) {
     it(`ChaCha20-Poly1305: every test on the ${name} path`, () => {
       const file = readVectors<{ testGroups: AeadGroup[]; numberOfTests: number }>('wycheproof/chacha20_poly1305_test.json');
