@@ -157,7 +157,16 @@ export interface NoiseOptions {
 const MODE_BYTE: Record<NoiseMode, number> = { plaintext: 0, 'sign-only': 1, encrypt: 2 };
 const EMPTY = new Uint8Array(0);
 const RETRANSMIT_CAP_MS = 2_000;
-const BUFFERED_PER_HALF_OPEN = 16;
+/**
+ * Datagrams that overtake the final handshake message, or arrive while its identity proof
+ * is verified (on the thread pool), wait for the session, within these bounds: per
+ * handshake a count and bytes, and bytes over all handshakes. A sender may send as soon as
+ * its own side finished, so a burst right after `secureConnect()` lands here; 16 (the
+ * earlier bound) lost 15 of a 256-datagram burst on a lossless loopback.
+ */
+const BUFFERED_PER_HALF_OPEN = 256;
+const BUFFERED_BYTES_PER_HALF_OPEN = 256 * 1024;
+const BUFFERED_BYTES_TOTAL = 4 * 1024 * 1024;
 const UNKNOWN_SESSION_REPLIES_PER_SECOND = 100;
 const COOKIE_ROTATE_MS = 120_000;
 
@@ -201,6 +210,8 @@ interface HalfOpen {
   readonly buffered: Transport[];
   /** Plaintext mode: DATA that overtook the final handshake message (or its verification). */
   readonly bufferedPlain: Uint8Array[];
+  /** Bytes held in `buffered` and `bufferedPlain`. */
+  bufferedBytes: number;
 }
 
 interface Waiter {
@@ -291,6 +302,8 @@ export function noise(options: NoiseOptions = {}) {
       const indexes = new Map<number, IndexEntry>();
       const halfOpenPerHost = new Map<string, number>();
       let halfOpenCount = 0;
+      /** Bytes of early data held over all half-open handshakes (bounded by BUFFERED_BYTES_TOTAL). */
+      let earlyBytes = 0;
       let sessionCount = 0;
       let cookieSecret = secureRandomBytes(32);
       let previousCookieSecret = cookieSecret;
@@ -646,12 +659,22 @@ export function noise(options: NoiseOptions = {}) {
 
       const cookieFor = (from: Address, secret: Uint8Array): Uint8Array => hash.hmac(secret, utf8Encode(addressKey(from))).subarray(0, COOKIE_LENGTH);
 
+      /** Whether `halfOpen` may hold `bytes` more of early data (counted when it may). */
+      const mayBuffer = (halfOpen: HalfOpen, bytes: number): boolean => {
+        const held = halfOpen.buffered.length + halfOpen.bufferedPlain.length;
+        if (held >= BUFFERED_PER_HALF_OPEN || halfOpen.bufferedBytes + bytes > BUFFERED_BYTES_PER_HALF_OPEN || earlyBytes + bytes > BUFFERED_BYTES_TOTAL) return false;
+        halfOpen.bufferedBytes += bytes;
+        earlyBytes += bytes;
+        return true;
+      };
+
       const releaseHalfOpen = (peer: Peer): void => {
         const halfOpen = peer.halfOpen;
         if (!halfOpen) return;
         peer.halfOpen = undefined;
         indexes.delete(halfOpen.localIndex);
         halfOpenCount--;
+        earlyBytes -= halfOpen.bufferedBytes;
         const count = (halfOpenPerHost.get(halfOpen.host) ?? 1) - 1;
         if (count <= 0) halfOpenPerHost.delete(halfOpen.host);
         else halfOpenPerHost.set(halfOpen.host, count);
@@ -736,6 +759,7 @@ export function noise(options: NoiseOptions = {}) {
           host: from.host,
           buffered: [],
           bufferedPlain: [],
+          bufferedBytes: 0,
         };
         halfOpenCount++;
         halfOpenPerHost.set(from.host, (halfOpenPerHost.get(from.host) ?? 0) + 1);
@@ -886,9 +910,9 @@ export function noise(options: NoiseOptions = {}) {
         }
         if (entry?.kind === 'half-open' && entry.peer.key === addressKey(from)) {
           // Sent by an initiator that finished before its final message reached us.
-          const buffered = entry.peer.halfOpen!.buffered;
-          if (buffered.length < BUFFERED_PER_HALF_OPEN) {
-            buffered.push({ ...transport, sealed: transport.sealed.slice(), header: transport.header.slice() });
+          const halfOpen = entry.peer.halfOpen!;
+          if (mayBuffer(halfOpen, transport.sealed.length + transport.header.length)) {
+            halfOpen.buffered.push({ ...transport, sealed: transport.sealed.slice(), header: transport.header.slice() });
             counters.add('buffered-early');
           } else counters.drop('early-overflow');
           return;
@@ -928,10 +952,12 @@ export function noise(options: NoiseOptions = {}) {
               hot.datagramsIn++;
               hot.bytesIn += data.length - 1;
               deliver(data.subarray(1), from);
-            } else if (mode === 'plaintext' && peer?.halfOpen && peer.halfOpen.bufferedPlain.length < BUFFERED_PER_HALF_OPEN) {
+            } else if (mode === 'plaintext' && peer?.halfOpen) {
               // The sender finished its handshake; ours completes when its final message is verified.
-              peer.halfOpen.bufferedPlain.push(data.slice(1));
-              counters.add('buffered-early');
+              if (mayBuffer(peer.halfOpen, data.length - 1)) {
+                peer.halfOpen.bufferedPlain.push(data.slice(1));
+                counters.add('buffered-early');
+              } else counters.drop('early-overflow');
             } else counters.drop(mode === 'plaintext' ? 'unapproved' : 'plaintext');
             return;
           }
@@ -1149,6 +1175,7 @@ export function noise(options: NoiseOptions = {}) {
           indexes.clear();
           halfOpenPerHost.clear();
           halfOpenCount = 0;
+          earlyBytes = 0;
           sessionCount = 0;
           gauges();
         },

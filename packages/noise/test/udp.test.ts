@@ -48,4 +48,30 @@ describe('noise() over udp on 127.0.0.1', () => {
       expect(a.counters()['noise']!['dropped'] ?? 0).toBe(0);
     });
   }
+
+  for (const mode of ['encrypt', 'plaintext'] as NoiseMode[]) {
+    it(`${mode}: a burst sent the moment secureConnect() resolves all arrives, while the responder still verifies the final message`, async () => {
+      const make = () => {
+        const node = createNode({ identity: Identity.generate(), layers: [udp({ host: '127.0.0.1' }), noise({ mode, strict: true })] });
+        stops.push(() => node.stop());
+        return node;
+      };
+      const a = make();
+      const b = make();
+      await a.start();
+      await b.start();
+      const got = new Set<string>();
+      b.handle('datagram', (data) => got.add(new TextDecoder().decode(data)));
+      await a.secureConnect(b.localAddress(), { expectedId: b.id });
+      // 200 small datagrams (~20 KB, far below the socket buffer): the initiator is done
+      // after sending the final message; the responder is not until its proof verified.
+      const BURST = 200;
+      for (let i = 0; i < BURST; i++) a.sendDatagram(b.localAddress(), new TextEncoder().encode(`m${i}-${'x'.repeat(90)}`));
+      const arrived = await waitFor(() => got.size === BURST);
+      const counters = b.counters()['noise']!;
+      expect(arrived, `${got.size} of ${BURST} arrived; responder counters ${JSON.stringify(counters)}`).toBe(true);
+      expect(counters['dropped.early-overflow'] ?? 0).toBe(0);
+      expect(counters['dropped'] ?? 0).toBe(0);
+    });
+  }
 });
