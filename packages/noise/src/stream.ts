@@ -67,8 +67,16 @@ export interface NoiseStreamOptions {
   handshakeTimeoutMs?: number;
   /** Move both directions' keys on with Noise Rekey() every this many frames. Default 65,536. */
   rekeyAfterMessages?: number;
-  /** Sealed messages held per peer while its handshake finishes. Default 64. */
+  /**
+   * Sealed messages held per peer while its handshake finishes on our side: the initiator
+   * may send as soon as its side is done, while we still verify its final message (on the
+   * thread pool). Beyond this count or {@link maxEarlyBytes}, the connection is aborted
+   * (`dropped.early-overflow`): over a reliable transport, a message is never dropped
+   * silently. Default 4,096.
+   */
   maxEarlyMessages?: number;
+  /** Bytes of sealed messages held per peer while its handshake finishes. Default 16 MiB (64 MiB over all peers). */
+  maxEarlyBytes?: number;
   /** Local policy run after a peer authenticated. Default: accept. */
   accept?: (peer: { identity: PublicIdentity; id: NodeId; address: Address }) => boolean;
   /** Instance name. Default `noise-stream`. */
@@ -138,6 +146,8 @@ interface Pending {
   readonly reject: (error: unknown) => void;
   readonly timer: TimerHandle;
   readonly early: Uint8Array[];
+  /** Bytes held in `early`. */
+  earlyBytes: number;
   /**
    * Times the transport reported every connection to the peer closed while this handshake
    * ran. A handshake message came over a connection open when it arrived; a change by the
@@ -148,6 +158,8 @@ interface Pending {
 
 const EMPTY = new Uint8Array(0);
 const EARLY: SendOptions = { early: true };
+/** Early messages held over all pending handshakes, at most (see NoiseStreamOptions.maxEarlyBytes). */
+const EARLY_BYTES_TOTAL = 64 * 1024 * 1024;
 /** Stream frames up to this size are sealed into one array (the copy is cheaper than handing down three). */
 const COPY_FRAME_BYTES = 16 * 1024;
 
@@ -176,7 +188,11 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
     // The receiver keeps the previous epoch's key only, so an epoch must outlast the replay window.
     throw new InvalidArgumentError(`noiseStream: rekeyAfterMessages must be an integer >= ${2 * REPLAY_WINDOW}, got ${rekeyAfterMessages}`);
   }
-  const maxEarly = options.maxEarlyMessages ?? 64;
+  const maxEarly = options.maxEarlyMessages ?? 4_096;
+  const maxEarlyBytes = options.maxEarlyBytes ?? 16 * 1024 * 1024;
+  for (const [name, value] of [['maxEarlyMessages', maxEarly], ['maxEarlyBytes', maxEarlyBytes]] as const) {
+    if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(`noiseStream: ${name} must be a non-negative integer, got ${value}`);
+  }
 
   return defineLayer({
     type: 'noise-stream',
@@ -200,6 +216,12 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
       const hot = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 };
       counters.attach(() => ({ 'messages-in': hot.messagesIn, 'messages-out': hot.messagesOut, 'bytes-in': hot.bytesIn, 'bytes-out': hot.bytesOut }));
       let running = false;
+      /** Bytes of early messages held over all pending handshakes. */
+      let earlyBytesTotal = 0;
+      const releaseEarly = (entry: Pending): void => {
+        earlyBytesTotal -= entry.earlyBytes;
+        entry.earlyBytes = 0;
+      };
 
       const failHandshake = (id: NodeId, address: Address | undefined, error: NoiseError, reason: string): void => {
         counters.add(`handshakes-failed.${reason}`);
@@ -220,6 +242,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           const entry = pending.get(to.hex);
           if (entry && entry.handshake) {
             pending.delete(to.hex);
+            releaseEarly(entry);
             ctx.clock.clearTimeout(entry.timer);
             entry.reject(error);
           }
@@ -237,11 +260,12 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         const timer = ctx.clock.setTimeout(() => {
           if (pending.get(id.hex) !== entry) return;
           pending.delete(id.hex);
+          releaseEarly(entry);
           const error = new NoiseError('HANDSHAKE_TIMEOUT', `no stream handshake with ${id.short} within ${handshakeTimeoutMs} ms`);
           failHandshake(id, undefined, error, 'timeout');
           reject(error);
         }, handshakeTimeoutMs);
-        const entry: Pending = { handshake: undefined, promise, resolve, reject, timer, early: [], closes: 0 };
+        const entry: Pending = { handshake: undefined, promise, resolve, reject, timer, early: [], earlyBytes: 0, closes: 0 };
         pending.set(id.hex, entry);
         return entry;
       };
@@ -275,6 +299,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           pending.delete(id.hex);
           ctx.clock.clearTimeout(entry.timer);
           entry.resolve(session);
+          releaseEarly(entry);
           for (const early of entry.early) openSealed(session, early, id, address);
         }
         return session;
@@ -294,6 +319,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           const entry = pending.get(id.hex);
           if (entry) {
             pending.delete(id.hex);
+            releaseEarly(entry);
             ctx.clock.clearTimeout(entry.timer);
             entry.reject(error);
           }
@@ -322,6 +348,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         const error = new NoiseError('CONNECTION_CLOSED', `the connection to ${id.short} closed during the handshake`, { captureStack: false });
         failHandshake(id, address, error, 'connection-closed');
         pending.delete(id.hex);
+        releaseEarly(entry);
         ctx.clock.clearTimeout(entry.timer);
         entry.reject(error);
       };
@@ -433,8 +460,22 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
                 return;
               }
               const entry = pending.get(from.hex);
-              if (entry && entry.early.length < maxEarly) entry.early.push(data.slice());
-              else counters.drop('no-session');
+              if (!entry) {
+                counters.drop('no-session');
+                return;
+              }
+              if (entry.early.length >= maxEarly || entry.earlyBytes + data.length > maxEarlyBytes || earlyBytesTotal + data.length > EARLY_BYTES_TOTAL) {
+                // Dropping one message of a reliable stream would lose it silently: cut the
+                // connection instead, so the sender learns (its handshake fails with it).
+                counters.drop('early-overflow');
+                ctx.logger.warn('noise-stream: too much data before the handshake finished; aborting the connection', { peer: from.short });
+                ctx.below.closeConnection?.(from, { abort: true }).catch(() => undefined);
+                return;
+              }
+              entry.early.push(data.slice());
+              entry.earlyBytes += data.length;
+              earlyBytesTotal += data.length;
+              counters.add('buffered-early');
               return;
             }
             case STREAM_MESSAGE.handshake1: {
@@ -760,6 +801,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
             entry.reject(stopped);
           }
           pending.clear();
+          earlyBytesTotal = 0;
           for (const session of sessions.values()) if (ctx.observed('noise-session-close')) ctx.emit('noise-session-close', session.info, 'stopped');
           sessions.clear();
           counters.set('sessions', 0);

@@ -401,6 +401,49 @@ describe('noiseStream() over @deccom/tcp on 127.0.0.1', () => {
     expect(session.remoteId.equals(b.id)).toBe(true);
   });
 
+  it('a burst of 500 messages sent the moment the session opens all arrive, while the responder still verifies the final message', { timeout: 30_000 }, async () => {
+    const { a, b } = await tcpPair();
+    const got = new Set<string>();
+    b.handle('message', (data) => got.add(decode(data)));
+    await a.secureStreamSession(b.id);
+    const BURST = 500;
+    await Promise.all(Array.from({ length: BURST }, (_, i) => a.sendMessage(b.id, text(`m${i}-${'x'.repeat(200)}`))));
+    const arrived = await waitFor(() => got.size === BURST);
+    const counters = b.counters()['noise-stream']!;
+    expect(arrived, `${got.size} of ${BURST} arrived; responder counters ${JSON.stringify(counters)}`).toBe(true);
+    expect(counters['dropped'] ?? 0).toBe(0);
+  });
+
+  it('more early data than the responder holds aborts the connection (never a silent gap), and the pair recovers', { timeout: 30_000 }, async () => {
+    const directory = book();
+    const make = (options: NoiseStreamOptions) => {
+      const node = createNode({ layers: [directory.layer(), tcp({ host: '127.0.0.1' }), noiseStream(options)] });
+      stops.push(() => node.stop());
+      return node;
+    };
+    const a = make({});
+    const b = make({ maxEarlyMessages: 8 });
+    await a.start();
+    await b.start();
+    directory.records.set(a.id.hex, a.localPeer());
+    directory.records.set(b.id.hex, b.localPeer());
+    const got: string[] = [];
+    b.handle('message', (data) => got.push(decode(data)));
+    await a.secureStreamSession(b.id);
+    await Promise.allSettled(Array.from({ length: 300 }, (_, i) => a.sendMessage(b.id, text(`m${i}`))));
+    expect(await waitFor(() => counter(b, 'dropped.early-overflow') >= 1)).toBe(true);
+    expect(counter(b, 'buffered-early')).toBe(8);
+    // The overflow cut the connection while the handshake was pending: the handshake fails
+    // with it and nothing of that connection is delivered (no message skipped in between).
+    expect(await waitFor(() => counter(b, 'handshakes-failed.connection-closed') === 1)).toBe(true);
+    expect(got).toEqual([]);
+    // The connection is gone; the next message makes a new one and a new session.
+    expect(await waitFor(() => a.connectionState(b.id) === 'none')).toBe(true);
+    await a.sendMessage(b.id, text('again'));
+    expect(await waitFor(() => got.at(-1) === 'again')).toBe(true);
+    expect(() => noiseStream({ maxEarlyBytes: -1 })).toThrow(/maxEarlyBytes/);
+  });
+
   it('a handshake whose peer drops the connection fails at once with CONNECTION_CLOSED, not at its timeout', { timeout: 30_000 }, async () => {
     const directory = book();
     // The timeout is far beyond the test's: only the prompt failure can pass.
