@@ -296,17 +296,20 @@ function polyLengths(adLength: number, ciphertextLength: number): void {
 /** (h mod p + s) mod 2^128 into `out` at `offset`. */
 function polyFinish(out: Uint8Array, offset: number): void {
   const h = H;
-  // Carry fully: every limb below 2^13, h below 2^130 + small.
+  // Normalise: every limb below 2^13 and h below 2^130. A pass carries limb to limb and
+  // folds what leaves the top back in times 5 (2^130 = 5 mod p), which can leave limb 0 at
+  // or above 2^13 again; three passes always end normalised (the second fold adds at most
+  // 5 to a value below 2^130, the third carries that), and a fixed count keeps it branch-free.
   let c = 0;
-  for (let i = 0; i < 10; i++) {
-    const v = h[i]! + c;
-    c = Math.floor(v * INV_LIMB);
-    h[i] = v - c * LIMB;
+  for (let pass = 0; pass < 3; pass++) {
+    c = 0;
+    for (let i = 0; i < 10; i++) {
+      const v = h[i]! + c;
+      c = Math.floor(v * INV_LIMB);
+      h[i] = v - c * LIMB;
+    }
+    h[0] = h[0]! + c * 5;
   }
-  h[0] = h[0]! + c * 5;
-  c = Math.floor(h[0]! * INV_LIMB);
-  h[0] = h[0]! - c * LIMB;
-  h[1] = h[1]! + c;
   // g = h + 5 - 2^130; use it when h + 5 carries out of 130 bits (h >= p), chosen without a branch.
   c = 5;
   for (let i = 0; i < 10; i++) {
@@ -343,6 +346,19 @@ function polyFinish(out: Uint8Array, offset: number): void {
     out[offset + 2 * i] = f;
     out[offset + 2 * i + 1] = f >>> 8;
   }
+}
+
+/**
+ * For tests: Poly1305's final step on an accumulator given as ten 13-bit limbs (each may
+ * exceed 2^13, as between blocks) and a 16-byte `s`.
+ */
+export function poly1305FinishForTest(limbs: readonly number[], s: Uint8Array): Uint8Array {
+  for (let i = 0; i < 10; i++) H[i] = limbs[i]!;
+  PAD.set(s);
+  const out = new Uint8Array(16);
+  polyFinish(out, 0);
+  wipe();
+  return out;
 }
 
 function setup(key: Uint8Array, nonce: Uint8Array): void {

@@ -1,6 +1,6 @@
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { chachaPolyOpen, chachaPolySealInto, JS_AEAD_LIMIT } from '../src/chacha20poly1305.js';
+import { chachaPolyOpen, chachaPolySealInto, JS_AEAD_LIMIT, poly1305FinishForTest } from '../src/chacha20poly1305.js';
 import { nobleNoiseCrypto, nodeNoiseCrypto } from '../src/crypto.js';
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
@@ -38,6 +38,37 @@ describe('JavaScript ChaCha20-Poly1305', () => {
       const sealed = jsSeal(key, nonce, ad, plaintext);
       expect(hex(sealed), `case ${i}`).toBe(expected);
       expect(hex(chachaPolyOpen(key, nonce, ad, sealed)!)).toBe(plaintext.toString('hex'));
+    }
+  });
+
+  it("Poly1305's final reduction is exact for accumulators at and around the modulus and with unnormalised limbs", () => {
+    const P = (1n << 130n) - 5n;
+    const valueOf = (limbs: readonly number[]): bigint => limbs.reduce((sum, limb, i) => sum + (BigInt(limb) << BigInt(13 * i)), 0n);
+    const expected = (limbs: readonly number[], s: Uint8Array): string => {
+      const tag = ((valueOf(limbs) % P) + BigInt('0x' + Buffer.from(s).reverse().toString('hex'))) % (1n << 128n);
+      return Buffer.from(tag.toString(16).padStart(32, '0'), 'hex').reverse().toString('hex');
+    };
+    const top = 8191;
+    const cases: number[][] = [
+      new Array(10).fill(0),
+      new Array(10).fill(top), // 2^130 - 1
+      [top - 4, ...new Array(9).fill(top)], // p
+      [top - 5, ...new Array(9).fill(top)], // p - 1
+      [top - 3, ...new Array(9).fill(top)], // p + 1
+      [8192 + 4, ...new Array(9).fill(top)], // 2^130 + 4, limb 0 unnormalised
+      [8191, 8192, 8191, 8191, 8191, 8191, 8191, 8191, 8191, 8190], // limb 1 unnormalised
+      [16383, 16383, 8191, 8191, 8191, 8191, 8191, 8191, 8191, 8191],
+      [16383, 8191, 8191, 8191, 8191, 8191, 8191, 8191, 8191, 16383],
+      [5, 0, 0, 0, 0, 0, 0, 0, 0, 8192],
+      // The top carry folds back into limb 0, whose carry then lands on a full limb 1.
+      [8190, 8191, 0, 0, 0, 0, 0, 0, 0, 8192],
+      [8190, 8191, 8191, 0, 0, 0, 0, 0, 0, 8192],
+    ];
+    for (let i = 0; i < 2_000; i++) cases.push(Array.from({ length: 10 }, () => Math.floor(Math.random() * 16384)));
+    for (const limbs of cases) {
+      for (const s of [new Uint8Array(16), new Uint8Array(16).fill(0xff), randomBytes(16)]) {
+        expect(hex(poly1305FinishForTest(limbs, s)), `limbs ${limbs.join(',')}`).toBe(expected(limbs, s));
+      }
     }
   });
 
