@@ -414,35 +414,41 @@ describe('noiseStream() over @deccom/tcp on 127.0.0.1', () => {
     expect(counters['dropped'] ?? 0).toBe(0);
   });
 
-  it('more early data than the responder holds aborts the connection (never a silent gap), and the pair recovers', { timeout: 30_000 }, async () => {
-    const directory = book();
-    const make = (options: NoiseStreamOptions) => {
-      const node = createNode({ layers: [directory.layer(), tcp({ host: '127.0.0.1' }), noiseStream(options)] });
-      stops.push(() => node.stop());
-      return node;
-    };
-    const a = make({});
-    const b = make({ maxEarlyMessages: 8 });
-    await a.start();
-    await b.start();
-    directory.records.set(a.id.hex, a.localPeer());
-    directory.records.set(b.id.hex, b.localPeer());
-    const got: string[] = [];
-    b.handle('message', (data) => got.push(decode(data)));
-    await a.secureStreamSession(b.id);
-    await Promise.allSettled(Array.from({ length: 300 }, (_, i) => a.sendMessage(b.id, text(`m${i}`))));
-    expect(await waitFor(() => counter(b, 'dropped.early-overflow') >= 1)).toBe(true);
-    expect(counter(b, 'buffered-early')).toBe(8);
-    // The overflow cut the connection while the handshake was pending: the handshake fails
-    // with it and nothing of that connection is delivered (no message skipped in between).
-    expect(await waitFor(() => counter(b, 'handshakes-failed.connection-closed') === 1)).toBe(true);
-    expect(got).toEqual([]);
-    // The connection is gone; the next message makes a new one and a new session.
-    expect(await waitFor(() => a.connectionState(b.id) === 'none')).toBe(true);
-    await a.sendMessage(b.id, text('again'));
-    expect(await waitFor(() => got.at(-1) === 'again')).toBe(true);
-    expect(() => noiseStream({ maxEarlyBytes: -1 })).toThrow(/maxEarlyBytes/);
-  });
+  // Early messages "m0".."m7" are 27 bytes each once sealed (kind, counter, tag): 8 fit either bound, a 9th does not.
+  for (const [bound, options] of [
+    ['maxEarlyMessages', { maxEarlyMessages: 8 }],
+    ['maxEarlyBytes', { maxEarlyBytes: 8 * 30 }],
+  ] as const) {
+    it(`more early data than the responder holds (${bound}) aborts the connection (never a silent gap), and the pair recovers`, { timeout: 30_000 }, async () => {
+      const directory = book();
+      const make = (layerOptions: NoiseStreamOptions) => {
+        const node = createNode({ layers: [directory.layer(), tcp({ host: '127.0.0.1' }), noiseStream(layerOptions)] });
+        stops.push(() => node.stop());
+        return node;
+      };
+      const a = make({});
+      const b = make(options);
+      await a.start();
+      await b.start();
+      directory.records.set(a.id.hex, a.localPeer());
+      directory.records.set(b.id.hex, b.localPeer());
+      const got: string[] = [];
+      b.handle('message', (data) => got.push(decode(data)));
+      await a.secureStreamSession(b.id);
+      await Promise.allSettled(Array.from({ length: 300 }, (_, i) => a.sendMessage(b.id, text(`m${i}`))));
+      expect(await waitFor(() => counter(b, 'dropped.early-overflow') >= 1)).toBe(true);
+      expect(counter(b, 'buffered-early')).toBe(8);
+      // The overflow cut the connection while the handshake was pending: the handshake fails
+      // with it and nothing of that connection is delivered (no message skipped in between).
+      expect(await waitFor(() => counter(b, 'handshakes-failed.connection-closed') === 1)).toBe(true);
+      expect(got).toEqual([]);
+      // The connection is gone; the next message makes a new one and a new session.
+      expect(await waitFor(() => a.connectionState(b.id) === 'none')).toBe(true);
+      await a.sendMessage(b.id, text('again'));
+      expect(await waitFor(() => got.at(-1) === 'again')).toBe(true);
+      expect(() => noiseStream({ maxEarlyBytes: -1 })).toThrow(/maxEarlyBytes/);
+    });
+  }
 
   it('a handshake whose peer drops the connection fails at once with CONNECTION_CLOSED, not at its timeout', { timeout: 30_000 }, async () => {
     const directory = book();
