@@ -148,6 +148,8 @@ interface Pending {
   readonly early: Uint8Array[];
   /** Bytes held in `early`. */
   earlyBytes: number;
+  /** Set when early data went past the bounds (the connection is being aborted). */
+  overflowed: boolean;
   /**
    * Times the transport reported every connection to the peer closed while this handshake
    * ran. A handshake message came over a connection open when it arrived; a change by the
@@ -265,7 +267,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           failHandshake(id, undefined, error, 'timeout');
           reject(error);
         }, handshakeTimeoutMs);
-        const entry: Pending = { handshake: undefined, promise, resolve, reject, timer, early: [], earlyBytes: 0, closes: 0 };
+        const entry: Pending = { handshake: undefined, promise, resolve, reject, timer, early: [], earlyBytes: 0, overflowed: false, closes: 0 };
         pending.set(id.hex, entry);
         return entry;
       };
@@ -467,9 +469,13 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
               if (entry.early.length >= maxEarly || entry.earlyBytes + data.length > maxEarlyBytes || earlyBytesTotal + data.length > EARLY_BYTES_TOTAL) {
                 // Dropping one message of a reliable stream would lose it silently: cut the
                 // connection instead, so the sender learns (its handshake fails with it).
+                // (A transport without closeConnection leaves only the count.)
                 counters.drop('early-overflow');
-                ctx.logger.warn('noise-stream: too much data before the handshake finished; aborting the connection', { peer: from.short });
-                ctx.below.closeConnection?.(from, { abort: true }).catch(() => undefined);
+                if (!entry.overflowed) {
+                  entry.overflowed = true;
+                  ctx.logger.warn('noise-stream: too much data before the handshake finished; aborting the connection', { peer: from.short });
+                  ctx.below.closeConnection?.(from, { abort: true }).catch(() => undefined);
+                }
                 return;
               }
               entry.early.push(data.slice());
