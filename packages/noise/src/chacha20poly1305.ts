@@ -16,7 +16,7 @@
  * differences. Scratch space holding key material is zeroed after each call.
  */
 
-/** Messages (plaintext or ciphertext without tag) up to this many bytes are handled here by the node path. */
+/** The node path handles a message here when its AD and plaintext (or ciphertext without tag) add up to at most this many bytes. */
 export const JS_AEAD_LIMIT = 512;
 
 const TAG_LENGTH = 16;
