@@ -348,16 +348,16 @@ function book() {
   return { records, layer };
 }
 
-/** Two started nodes over tcp with `noiseStream(options)`, each in the other's address book. */
-async function tcpPair(options: NoiseStreamOptions = {}) {
+/** Two started nodes over tcp with `noiseStream(options)` (`optionsB` for b when given), each in the other's address book. */
+async function tcpPair(options: NoiseStreamOptions = {}, optionsB: NoiseStreamOptions = options) {
   const directory = book();
-  const make = () => {
-    const node = createNode({ layers: [directory.layer(), tcp({ host: '127.0.0.1' }), noiseStream(options)] });
+  const make = (layerOptions: NoiseStreamOptions) => {
+    const node = createNode({ layers: [directory.layer(), tcp({ host: '127.0.0.1' }), noiseStream(layerOptions)] });
     stops.push(() => node.stop());
     return node;
   };
-  const a = make();
-  const b = make();
+  const a = make(options);
+  const b = make(optionsB);
   await a.start();
   await b.start();
   directory.records.set(a.id.hex, a.localPeer());
@@ -420,18 +420,7 @@ describe('noiseStream() over @deccom/tcp on 127.0.0.1', () => {
     ['maxEarlyBytes', { maxEarlyBytes: 8 * 30 }],
   ] as const) {
     it(`more early data than the responder holds (${bound}) aborts the connection (never a silent gap), and the pair recovers`, { timeout: 30_000 }, async () => {
-      const directory = book();
-      const make = (layerOptions: NoiseStreamOptions) => {
-        const node = createNode({ layers: [directory.layer(), tcp({ host: '127.0.0.1' }), noiseStream(layerOptions)] });
-        stops.push(() => node.stop());
-        return node;
-      };
-      const a = make({});
-      const b = make(options);
-      await a.start();
-      await b.start();
-      directory.records.set(a.id.hex, a.localPeer());
-      directory.records.set(b.id.hex, b.localPeer());
+      const { a, b } = await tcpPair({}, options);
       const got: string[] = [];
       b.handle('message', (data) => got.push(decode(data)));
       await a.secureStreamSession(b.id);

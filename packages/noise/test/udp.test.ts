@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNode, Identity } from '@deccom/core';
 import { udp } from '@deccom/udp';
-import { noise, type NoiseMode } from '../src/index.js';
+import { noise, type NoiseMode, type NoiseOptions } from '../src/index.js';
 
 const stops: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -20,18 +20,24 @@ async function waitFor(predicate: () => boolean, maxMs = 10_000): Promise<boolea
   return true;
 }
 
+/** Two started nodes over udp on 127.0.0.1 with `noise(options)`. */
+async function udpPair(options: NoiseOptions) {
+  const make = () => {
+    const node = createNode({ identity: Identity.generate(), layers: [udp({ host: '127.0.0.1' }), noise(options)] });
+    stops.push(() => node.stop());
+    return node;
+  };
+  const a = make();
+  const b = make();
+  await a.start();
+  await b.start();
+  return { a, b };
+}
+
 describe('noise() over udp on 127.0.0.1', () => {
   for (const mode of ['encrypt', 'sign-only', 'plaintext'] as NoiseMode[]) {
     it(`${mode}: handshake, messages both ways, simultaneous dial, stop`, async () => {
-      const make = () => {
-        const node = createNode({ identity: Identity.generate(), layers: [udp({ host: '127.0.0.1' }), noise({ mode })] });
-        stops.push(() => node.stop());
-        return node;
-      };
-      const a = make();
-      const b = make();
-      await a.start();
-      await b.start();
+      const { a, b } = await udpPair({ mode });
       const got: string[] = [];
       b.handle('datagram', (data) => got.push(new TextDecoder().decode(data)));
       a.handle('datagram', (data) => got.push(`a:${new TextDecoder().decode(data)}`));
@@ -51,15 +57,7 @@ describe('noise() over udp on 127.0.0.1', () => {
 
   for (const mode of ['encrypt', 'plaintext'] as NoiseMode[]) {
     it(`${mode}: a burst sent the moment secureConnect() resolves all arrives, while the responder still verifies the final message`, async () => {
-      const make = () => {
-        const node = createNode({ identity: Identity.generate(), layers: [udp({ host: '127.0.0.1' }), noise({ mode, strict: true })] });
-        stops.push(() => node.stop());
-        return node;
-      };
-      const a = make();
-      const b = make();
-      await a.start();
-      await b.start();
+      const { a, b } = await udpPair({ mode, strict: true });
       const got = new Set<string>();
       b.handle('datagram', (data) => got.add(new TextDecoder().decode(data)));
       await a.secureConnect(b.localAddress(), { expectedId: b.id });
