@@ -485,6 +485,12 @@ const NODE_HASH: Record<HashName, { algorithm: string; length: number; blockLeng
 /** Inputs up to this size are hashed in one call from a scratch buffer (handshake fields are far smaller). */
 const ONE_SHOT_BYTES = 2048;
 
+function totalLength(parts: readonly Uint8Array[]): number {
+  let total = 0;
+  for (const part of parts) total += part.length;
+  return total;
+}
+
 function nodeHash(nodeCrypto: NodeCrypto, name: HashName): HashFunctions {
   const { algorithm, length, blockLength } = NODE_HASH[name];
   const view = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
@@ -510,8 +516,7 @@ function nodeHash(nodeCrypto: NodeCrypto, name: HashName): HashFunctions {
     length,
     blockLength,
     hash: (...parts) => {
-      let total = 0;
-      for (const part of parts) total += part.length;
+      const total = totalLength(parts);
       if (total > ONE_SHOT_BYTES) return streamingHash(parts);
       if (parts.length === 1) return view(oneShot(algorithm, parts[0]!, 'buffer'));
       let offset = 0;
@@ -524,8 +529,7 @@ function nodeHash(nodeCrypto: NodeCrypto, name: HashName): HashFunctions {
       return view(digest);
     },
     hmac: (key, ...parts) => {
-      let total = 0;
-      for (const part of parts) total += part.length;
+      const total = totalLength(parts);
       if (key.length > blockLength || total > ONE_SHOT_BYTES) return streamingHmac(key, parts);
       for (let i = 0; i < blockLength; i++) {
         const k = i < key.length ? key[i]! : 0;
@@ -547,16 +551,11 @@ function nodeHash(nodeCrypto: NodeCrypto, name: HashName): HashFunctions {
   };
   if (name !== 'SHA256') return native;
   // SHA-256 over a handshake's short inputs runs faster in JavaScript (see sha256.ts).
-  const total = (parts: readonly Uint8Array[]): number => {
-    let n = 0;
-    for (const part of parts) n += part.length;
-    return n;
-  };
   return {
     ...native,
-    hash: (...parts) => (total(parts) <= JS_HASH_LIMIT ? jsSha256(parts) : native.hash(...parts)),
+    hash: (...parts) => (totalLength(parts) <= JS_HASH_LIMIT ? jsSha256(parts) : native.hash(...parts)),
     hmac: (key, ...parts) => {
-      if (key.length > blockLength || total(parts) > JS_HASH_LIMIT) return native.hmac(key, ...parts);
+      if (key.length > blockLength || totalLength(parts) > JS_HASH_LIMIT) return native.hmac(key, ...parts);
       const prepared = hmacKey(key);
       const mac = hmacWith(prepared, parts);
       dropHmacKey(prepared);

@@ -220,7 +220,10 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
       let running = false;
       /** Bytes of early messages held over all pending handshakes. */
       let earlyBytesTotal = 0;
-      const releaseEarly = (entry: Pending): void => {
+      /** Ends `entry` as the peer's pending handshake: its timer stops and its early bytes leave the total. */
+      const removePending = (id: NodeId, entry: Pending): void => {
+        pending.delete(id.hex);
+        ctx.clock.clearTimeout(entry.timer);
         earlyBytesTotal -= entry.earlyBytes;
         entry.earlyBytes = 0;
       };
@@ -243,9 +246,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           counters.add('send-errors');
           const entry = pending.get(to.hex);
           if (entry && entry.handshake) {
-            pending.delete(to.hex);
-            releaseEarly(entry);
-            ctx.clock.clearTimeout(entry.timer);
+            removePending(to, entry);
             entry.reject(error);
           }
         });
@@ -261,8 +262,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         promise.catch(() => undefined);
         const timer = ctx.clock.setTimeout(() => {
           if (pending.get(id.hex) !== entry) return;
-          pending.delete(id.hex);
-          releaseEarly(entry);
+          removePending(id, entry);
           const error = new NoiseError('HANDSHAKE_TIMEOUT', `no stream handshake with ${id.short} within ${handshakeTimeoutMs} ms`);
           failHandshake(id, undefined, error, 'timeout');
           reject(error);
@@ -298,10 +298,8 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         if (ctx.observed('noise-session-open')) ctx.emit('noise-session-open', info);
         const entry = pending.get(id.hex);
         if (entry) {
-          pending.delete(id.hex);
-          ctx.clock.clearTimeout(entry.timer);
+          removePending(id, entry);
           entry.resolve(session);
-          releaseEarly(entry);
           for (const early of entry.early) openSealed(session, early, id, address);
         }
         return session;
@@ -320,9 +318,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           failHandshake(id, address, error, error.code === 'IDENTITY_MISMATCH' ? 'identity-mismatch' : error.code === 'HANDSHAKE_REJECTED' ? 'rejected' : 'bad-identity');
           const entry = pending.get(id.hex);
           if (entry) {
-            pending.delete(id.hex);
-            releaseEarly(entry);
-            ctx.clock.clearTimeout(entry.timer);
+            removePending(id, entry);
             entry.reject(error);
           }
           // Dropped at once: nothing is owed to a peer that failed authentication.
@@ -349,9 +345,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         // Raised from the connection's close event: a stack would show only library frames.
         const error = new NoiseError('CONNECTION_CLOSED', `the connection to ${id.short} closed during the handshake`, { captureStack: false });
         failHandshake(id, address, error, 'connection-closed');
-        pending.delete(id.hex);
-        releaseEarly(entry);
-        ctx.clock.clearTimeout(entry.timer);
+        removePending(id, entry);
         entry.reject(error);
       };
 
