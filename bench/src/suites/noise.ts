@@ -5,7 +5,9 @@
  * variants interleave. Figures are medians of the runs; a ratio is the median of the
  * per-run ratios.
  *
- * - crypto: ChaCha20-Poly1305 on 64 KiB and X25519, node:crypto path vs noble path;
+ * - crypto: ChaCha20-Poly1305 on 64 KiB and X25519, node:crypto path vs noble path; and,
+ *   for orientation, sealing and opening stream-sized frames in bulk, node:crypto vs
+ *   libsodium (sodium-native, into caller-owned buffers);
  * - handshakes per second, both sides in one process, PAIRS pairs each handshaking in
  *   a loop, identity-proof cache off (every handshake verifies its Ed25519 signature):
  *   the pure handshake core (no I/O); `noise()` over UDP (and, for orientation, with the
@@ -40,6 +42,7 @@ import {
   noise,
   noiseStream,
   setIdentityProofCacheSize,
+  STREAM_FRAME_PLAINTEXT,
   verifyIdentityProof,
   type NoiseCrypto,
 } from '@deccom/noise';
@@ -74,6 +77,8 @@ const PAIRS = knob('BENCH_NOISE_PAIRS', 8, 2);
 const DATAGRAMS = knob('BENCH_NOISE_DATAGRAMS', 100_000, 500);
 const LIBP2P_DIALERS = knob('BENCH_NOISE_LIBP2P_DIALERS', 160, 8);
 const CHUNK = randomBytes(MIB);
+/** Bytes per round of the bulk AEAD comparison (node:crypto vs sodium-native). */
+const AEAD_BULK_BYTES = knob('BENCH_NOISE_AEAD_BYTES', 256 * MIB, 4 * MIB);
 /**
  * BENCH_NOISE_ONLY: comma-separated groups (`crypto`, `handshakes`, `datagrams`, `streams`)
  * or task names (e.g. `tcp-handshakes,secret-stream-handshakes`) to run alone. The table
@@ -126,6 +131,48 @@ function cryptoFigures(crypto: NoiseCrypto): { aeadMBps: number; dhPerSecond: nu
   t = now();
   for (let i = 0; i < dhRounds; i++) dh.dh(pair, other);
   return { aeadMBps, dhPerSecond: (dhRounds * 1000) / (now() - t) };
+}
+
+/**
+ * Bulk AEAD as the stream uses it: ChaCha20-Poly1305 over STREAM_FRAME_PLAINTEXT-byte
+ * frames, node:crypto (our `sealParts` / `openParts`, an output allocated per call) against
+ * libsodium through sodium-native (the native AEAD secret-stream builds on) writing into
+ * caller-owned buffers. For orientation: it tells whether a native AEAD would lift the
+ * stream. Medians of 3 interleaved rounds of AEAD_BULK_BYTES each, after a warm-up.
+ */
+function bulkAeadFigures(): Record<string, number> {
+  type Detached = (out: Buffer, tag: Buffer | null, input: Buffer, ...rest: (Buffer | null)[]) => unknown;
+  const sodium = require('sodium-native') as { crypto_aead_chacha20poly1305_ietf_encrypt_detached: Detached; crypto_aead_chacha20poly1305_ietf_decrypt_detached: Detached };
+  const aead = nodeNoiseCrypto()!.cipher('ChaChaPoly');
+  const key = randomBytes(32);
+  const nonce = Buffer.alloc(12);
+  const none = Buffer.alloc(0);
+  const frame = CHUNK.subarray(0, STREAM_FRAME_PLAINTEXT);
+  const frames = Math.max(1, Math.round(AEAD_BULK_BYTES / frame.length));
+  const sealed = aead.sealParts!(key, nonce, none, frame);
+  const ciphertext = Buffer.alloc(frame.length);
+  const tag = Buffer.alloc(16);
+  const plaintext = Buffer.alloc(frame.length);
+  sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(ciphertext, tag, frame, none, null, nonce, key);
+  const variants: Record<string, () => void> = {
+    'aead-bulk-seal-MBps.node': () => aead.sealParts!(key, nonce, none, frame),
+    'aead-bulk-open-MBps.node': () => {
+      if (aead.openParts!(key, nonce, none, [sealed.ciphertext], sealed.tag) === undefined) throw new Error('node open failed');
+    },
+    'aead-bulk-seal-MBps.sodium-native': () => sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(ciphertext, tag, frame, none, null, nonce, key),
+    // Throws when the tag does not verify.
+    'aead-bulk-open-MBps.sodium-native': () => sodium.crypto_aead_chacha20poly1305_ietf_decrypt_detached(plaintext, null, ciphertext, tag, none, nonce, key),
+  };
+  const samples: Record<string, number[]> = {};
+  for (let round = -1; round < 3; round++) {
+    for (const [name, run] of Object.entries(variants)) {
+      const start = now();
+      for (let i = 0; i < frames; i++) run();
+      // Round -1 is the warm-up.
+      if (round >= 0) (samples[name] ??= []).push(mbps(frames * frame.length, now() - start));
+    }
+  }
+  return Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, median(values)]));
 }
 
 // ---------------------------------------------------------------- handshakes
@@ -545,6 +592,7 @@ const TASKS: Record<string, { group: string; run: Task }> = {
       return out;
     },
   },
+  'aead-bulk': { group: 'crypto', run: async () => bulkAeadFigures() },
   'core-handshakes': {
     group: 'handshakes',
     run: async () => ({
