@@ -368,7 +368,7 @@ export const CODECS: readonly Codec<never>[] = [
   { name: 'noise/stream-header', arbitrary: bytes(8), encode: (id: Uint8Array) => Uint8Array.of(5, ...id), decode: decodeStreamHeader },
   {
     name: 'noise/stream-frame',
-    arbitrary: fc.record({ flags: fc.constantFrom(0, 1), counter: counter53, sealed: fc.uint8Array({ minLength: 16, maxLength: 100 }) }),
+    arbitrary: fc.record({ flags: fc.constantFrom(0, 1, 2), counter: counter53, sealed: fc.uint8Array({ minLength: 16, maxLength: 100 }) }),
     encode: (m: { flags: number; counter: number; sealed: Uint8Array }) => encodeStreamFrame(m.flags, m.counter, m.sealed),
     decode: decodeStreamFrame,
   },

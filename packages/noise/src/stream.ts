@@ -4,17 +4,25 @@
  * One handshake per connection, carried in three messages of the transport below. Both
  * identity proofs must match the node id the transport's introduction claimed, so the
  * TCP introduction (which on its own anyone can fake) is authenticated by the handshake.
- * Messages and streams are then sealed with the session keys: every frame carries an
- * explicit 64-bit counter (one counter space for the whole session, checked by a replay
- * window), and the keys move on by Noise `Rekey()` (section 11.3) every
- * `rekeyAfterMessages` frames. A stream is bound to its random id, its frames must come
- * in order, and it must end with an authenticated end frame, so a cut, spliced or
- * reordered stream is detected.
+ * Messages are then sealed with the session keys: each carries an explicit 64-bit
+ * counter (one counter space for the session, checked by a replay window), and the keys
+ * move on by Noise `Rekey()` (section 11.3) every `rekeyAfterMessages` counters.
+ *
+ * A stream opens with a start frame that takes one session counter (replay-checked like
+ * a message) and carries a fresh random key for the stream, sealed with the session's
+ * keys. Its frames are then sealed with that key, counted from 0, and must come in
+ * order; the stream's key moves on by `Rekey()` every `rekeyAfterMessages` frames; and
+ * it must end with an authenticated end frame. A cut, spliced, reordered or replayed
+ * stream is detected. Because a stream's frames do not use the session's counters, a
+ * stream may wait on a slow reader (the transport's flow control) for as long as it
+ * likes while other streams and messages go on: with one counter space for both, a
+ * stalled frame fell behind the replay window and the stream failed.
  */
 import {
   defineLayer,
   dropReason,
   InvalidArgumentError,
+  secureRandomBytes,
   WireError,
   StateError,
   utf8Encode,
@@ -38,9 +46,11 @@ import {
   decodeStreamHeader,
   SEALED_HEADER_LENGTH,
   STREAM_FLAG_END,
+  STREAM_FLAG_START,
   STREAM_FRAME_HEADER_LENGTH,
   STREAM_FRAME_PLAINTEXT,
   STREAM_HEADER_LENGTH,
+  STREAM_KEY_LENGTH,
   STREAM_MAGIC,
   STREAM_MESSAGE,
   TAG_LENGTH,
@@ -183,7 +193,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
   if (mode !== 'encrypt' && mode !== 'sign-only') throw new InvalidArgumentError(`noiseStream: mode must be 'encrypt' or 'sign-only', got ${String(mode)}`);
   const hashName = options.hash ?? 'SHA256';
   const protocol = parseProtocolName(`Noise_XX_25519_ChaChaPoly_${hashName}`);
-  const prologue = utf8Encode(`deccom/noise/1/stream/${mode}`);
+  const prologue = utf8Encode(`deccom/noise/2/stream/${mode}`);
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
   const rekeyAfterMessages = options.rekeyAfterMessages ?? 65_536;
   if (!Number.isInteger(rekeyAfterMessages) || rekeyAfterMessages < 2 * REPLAY_WINDOW) {
@@ -210,6 +220,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
       if (!ctx.identity.canSign || ctx.identity.kind !== 'ed25519') {
         throw new NoiseError('IDENTITY_CANNOT_SIGN', 'noiseStream needs an Ed25519 identity that can sign; this node has a string identity');
       }
+      const aead = crypto.cipher(protocol.cipher);
       const staticKeyPair: DhKeyPair = crypto.dh('25519').generateKeyPair();
       const identityProof = createIdentityProof(ctx.identity, staticKeyPair.publicKey);
       const sessions = new Map<string, StreamSession>();
@@ -375,9 +386,9 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
 
       // --- sealing --------------------------------------------------------------------
 
-      /** Sealed bytes of `plaintext` at `counter` with associated data `ad`, written at `out[offset]`. */
-      const sealInto = (session: StreamSession, counter: number, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): void => {
-        const cipher = session.send.forSend(counter);
+      /** Sealed bytes of `plaintext` at `counter` with `keys` and associated data `ad`, written at `out[offset]`. */
+      const sealInto = (keys: EpochCipher, counter: number, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): void => {
+        const cipher = keys.forSend(counter);
         if (mode === 'encrypt') {
           cipher.encryptAtInto(counter, ad, plaintext, out, offset);
         } else {
@@ -548,8 +559,8 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
        * apart), or undefined when it does not authenticate. Nothing is joined or copied in
        * encrypt mode: the pieces are views of what the transport delivered.
        */
-      const openFrame = (session: StreamSession, counter: number, ad: Uint8Array, pieces: Uint8Array[], tag: Uint8Array): Uint8Array[] | undefined => {
-        const candidate = session.receive.candidate(counter);
+      const openFrame = (keys: EpochCipher, counter: number, ad: Uint8Array, pieces: Uint8Array[], tag: Uint8Array): Uint8Array[] | undefined => {
+        const candidate = keys.candidate(counter);
         if (!candidate) return undefined;
         const { cipher, epoch } = candidate;
         let plain: Uint8Array[] | undefined;
@@ -566,19 +577,40 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           }
           plain = cipher.decryptAt(counter, authenticated, tag) === undefined ? undefined : [authenticated.subarray(ad.length)];
         }
-        // Only an authenticated message moves the keys on.
-        if (plain !== undefined) session.receive.commit(epoch, cipher);
+        // Only an authenticated frame moves the keys on.
+        if (plain !== undefined) keys.commit(epoch, cipher);
         return plain;
       };
 
       /**
-       * Decrypts one incoming stream; throws NoiseError when it is tampered with or cut
-       * short. The bytes are parsed as they come: headers and tags (a few bytes) are
-       * gathered across chunks, the ciphertext is kept as views of the chunks and opened in
-       * place once its tag is in, and a frame's plaintext is released only after its tag
-       * verified.
+       * The stream key sealed in a start frame, or undefined when it does not authenticate
+       * under the session's keys. Always encrypted (in sign-only mode too): it is key material.
        */
-      async function* openStream(source: AsyncIterable<Uint8Array>, from: NodeId): AsyncGenerator<Uint8Array> {
+      const openStart = (session: StreamSession, counter: number, ad: Uint8Array, pieces: Uint8Array[], tag: Uint8Array): Uint8Array | undefined => {
+        const candidate = session.receive.candidate(counter);
+        if (!candidate) return undefined;
+        const sealed = new Uint8Array(STREAM_KEY_LENGTH + TAG_LENGTH);
+        let offset = 0;
+        for (const piece of pieces) {
+          sealed.set(piece, offset);
+          offset += piece.length;
+        }
+        sealed.set(tag, offset);
+        const key = candidate.cipher.decryptAt(counter, ad, sealed);
+        if (key !== undefined) session.receive.commit(candidate.epoch, candidate.cipher);
+        return key;
+      };
+
+      /**
+       * The parser of one incoming stream: chunks in, authenticated plaintext pieces out;
+       * throws NoiseError when the stream is tampered with, replayed or cut short. The bytes
+       * are parsed as they come: headers and tags (a few bytes) are gathered across chunks,
+       * the ciphertext is kept as views of the chunks and opened in place once its tag is in,
+       * and a frame's plaintext is released only after its tag verified. The start frame is
+       * checked against the session (its counter through the replay window, its key under
+       * the session's keys); every later frame against the stream's own key, in order.
+       */
+      const streamParser = (from: NodeId, session: StreamSession | undefined) => {
         const PHASE_STREAM_HEADER = 0;
         const PHASE_FRAME_HEADER = 1;
         const PHASE_BODY = 2;
@@ -588,9 +620,10 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         // Small fields (stream header, frame header, tag) gathered here across chunks.
         const scratch = new Uint8Array(Math.max(STREAM_HEADER_LENGTH, STREAM_FRAME_HEADER_LENGTH, TAG_LENGTH));
         let scratchFill = 0;
-        let session: StreamSession | undefined = sessions.get(from.hex);
         const ad = new Uint8Array(STREAM_HEADER_LENGTH + 1);
-        let lastCounter = -1;
+        /** The stream's keys, from its start frame. */
+        let keys: EpochCipher | undefined;
+        let expected = 0;
         let flags = 0;
         let counter = 0;
         let bodyLeft = 0;
@@ -599,76 +632,160 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           counters.drop(reason);
           throw new NoiseError('DECRYPT_FAILED', `noise-stream from ${from.short}: ${message}`);
         };
-        for await (const chunk of source) {
-          let offset = 0;
-          const length = chunk.length;
-          while (offset < length) {
-            if (phase === PHASE_BODY) {
-              const n = Math.min(bodyLeft, length - offset);
-              pieces.push(offset === 0 && n === length ? chunk : chunk.subarray(offset, offset + n));
-              offset += n;
-              bodyLeft -= n;
-              if (bodyLeft === 0) phase = PHASE_TAG;
-              continue;
-            }
-            if (phase === PHASE_ENDED) fail('trailing-bytes', 'data after the end frame');
-            const want = phase === PHASE_STREAM_HEADER ? STREAM_HEADER_LENGTH : phase === PHASE_FRAME_HEADER ? STREAM_FRAME_HEADER_LENGTH : TAG_LENGTH;
-            const n = Math.min(want - scratchFill, length - offset);
-            scratch.set(chunk.subarray(offset, offset + n), scratchFill);
-            scratchFill += n;
-            offset += n;
-            if (scratchFill < want) continue;
-            scratchFill = 0;
-            if (phase === PHASE_STREAM_HEADER) {
-              let streamId: Uint8Array;
-              try {
-                streamId = decodeStreamHeader(scratch.subarray(0, STREAM_HEADER_LENGTH));
-              } catch (error) {
-                return fail(dropReason(error), error instanceof Error ? error.message : 'bad stream header');
-              }
-              // Each frame's associated data: magic, the stream id, then the frame flags.
-              ad[0] = STREAM_MAGIC;
-              ad.set(streamId, 1);
-              session ??= sessions.get(from.hex) ?? (await pending.get(from.hex)?.promise.catch(() => undefined));
-              if (!session) fail('no-session', 'no session');
-              phase = PHASE_FRAME_HEADER;
-            } else if (phase === PHASE_FRAME_HEADER) {
-              let header: { length: number; flags: number; counter: number };
-              try {
-                header = decodeStreamFrameHeader(scratch.subarray(0, STREAM_FRAME_HEADER_LENGTH));
-              } catch (error) {
-                return fail(dropReason(error), error instanceof Error ? error.message : 'bad frame');
-              }
-              flags = header.flags;
-              counter = header.counter;
-              bodyLeft = header.length - 1 - 8 - TAG_LENGTH;
-              pieces = [];
-              phase = bodyLeft > 0 ? PHASE_BODY : PHASE_TAG;
-            } else {
-              // The tag is in: the whole frame is here.
-              if (counter <= lastCounter) fail('replayed', 'frames out of order');
-              if (session!.replay.check(counter) !== 'ok') fail('replayed', 'frame replayed');
-              ad[STREAM_HEADER_LENGTH] = flags;
-              const plain = openFrame(session!, counter, ad, pieces, scratch.subarray(0, TAG_LENGTH));
-              pieces = [];
-              if (plain === undefined) fail('tampered', 'frame authentication failed');
-              session!.replay.accept(counter);
-              lastCounter = counter;
-              if (flags & STREAM_FLAG_END) {
-                phase = PHASE_ENDED;
+        /** The whole frame is in (header, body pieces, tag in scratch): authenticates it and appends its plaintext to `out`. */
+        const frameDone = (out: Uint8Array[]): void => {
+          const tag = scratch.subarray(0, TAG_LENGTH);
+          ad[STREAM_HEADER_LENGTH] = flags;
+          if (keys === undefined) {
+            if (!session) return fail('no-session', 'no session');
+            if (session.replay.check(counter) !== 'ok') return fail('replayed', 'stream replayed');
+            const key = openStart(session, counter, ad, pieces, tag);
+            pieces = [];
+            if (key === undefined) return fail('tampered', 'start frame authentication failed');
+            session.replay.accept(counter);
+            keys = new EpochCipher(new CipherState(aead, key), rekeyAfterMessages);
+            phase = PHASE_FRAME_HEADER;
+            return;
+          }
+          if (counter !== expected) fail('replayed', 'frames out of order');
+          const plain = openFrame(keys, counter, ad, pieces, tag);
+          pieces = [];
+          if (plain === undefined) return fail('tampered', 'frame authentication failed');
+          expected++;
+          if (flags & STREAM_FLAG_END) {
+            phase = PHASE_ENDED;
+            return;
+          }
+          phase = PHASE_FRAME_HEADER;
+          for (const piece of plain) {
+            hot.bytesIn += piece.length;
+            if (piece.length > 0) out.push(piece);
+          }
+        };
+        return {
+          /** Whether the start frame authenticated. */
+          started: (): boolean => keys !== undefined,
+          /** Parses `chunk`; the plaintext it completes is appended to `out`. */
+          push(chunk: Uint8Array, out: Uint8Array[]): void {
+            let offset = 0;
+            const length = chunk.length;
+            while (offset < length) {
+              if (phase === PHASE_BODY) {
+                const n = Math.min(bodyLeft, length - offset);
+                pieces.push(offset === 0 && n === length ? chunk : chunk.subarray(offset, offset + n));
+                offset += n;
+                bodyLeft -= n;
+                if (bodyLeft === 0) phase = PHASE_TAG;
                 continue;
               }
-              phase = PHASE_FRAME_HEADER;
-              for (const piece of plain!) {
-                hot.bytesIn += piece.length;
-                if (piece.length > 0) yield piece;
+              if (phase === PHASE_ENDED) fail('trailing-bytes', 'data after the end frame');
+              const want = phase === PHASE_STREAM_HEADER ? STREAM_HEADER_LENGTH : phase === PHASE_FRAME_HEADER ? STREAM_FRAME_HEADER_LENGTH : TAG_LENGTH;
+              const n = Math.min(want - scratchFill, length - offset);
+              scratch.set(chunk.subarray(offset, offset + n), scratchFill);
+              scratchFill += n;
+              offset += n;
+              if (scratchFill < want) continue;
+              scratchFill = 0;
+              if (phase === PHASE_STREAM_HEADER) {
+                let streamId: Uint8Array;
+                try {
+                  streamId = decodeStreamHeader(scratch.subarray(0, STREAM_HEADER_LENGTH));
+                } catch (error) {
+                  return fail(dropReason(error), error instanceof Error ? error.message : 'bad stream header');
+                }
+                // Each frame's associated data: magic, the stream id, then the frame flags.
+                ad[0] = STREAM_MAGIC;
+                ad.set(streamId, 1);
+                phase = PHASE_FRAME_HEADER;
+              } else if (phase === PHASE_FRAME_HEADER) {
+                let header: { length: number; flags: number; counter: number };
+                try {
+                  header = decodeStreamFrameHeader(scratch.subarray(0, STREAM_FRAME_HEADER_LENGTH));
+                } catch (error) {
+                  return fail(dropReason(error), error instanceof Error ? error.message : 'bad frame');
+                }
+                flags = header.flags;
+                counter = header.counter;
+                bodyLeft = header.length - 1 - 8 - TAG_LENGTH;
+                // A stream opens with exactly one start frame, which seals a key and nothing else.
+                if ((keys === undefined) !== (flags === STREAM_FLAG_START)) fail('bad-start', keys === undefined ? 'the stream does not open with its start frame' : 'a second start frame');
+                if (keys === undefined && bodyLeft !== STREAM_KEY_LENGTH) fail('bad-start', `a start frame of ${bodyLeft} bytes`);
+                pieces = [];
+                phase = bodyLeft > 0 ? PHASE_BODY : PHASE_TAG;
+              } else {
+                frameDone(out);
               }
             }
-          }
+          },
+          /** The source ended: throws unless the stream ended with its end frame. */
+          end(): void {
+            if (phase !== PHASE_ENDED) fail('truncated', 'the stream ended without its end frame');
+            counters.add('streams-in');
+          },
+        };
+      };
+
+      /** Ends the transport's stream under a reader that stopped (errors ignored: it is being dropped). */
+      const cancel = async (iterator: AsyncIterator<Uint8Array>): Promise<void> => {
+        try {
+          await iterator.return?.();
+        } catch {
+          // Nothing more to do with it.
         }
-        if (phase !== PHASE_ENDED) fail('truncated', 'the stream ended without its end frame');
-        counters.add('streams-in');
-      }
+      };
+
+      /**
+       * Decrypts one incoming stream. Its start frame is read and checked at once, whether
+       * or not the application reads the stream yet: the start frame's counter is the
+       * session's, and must still be inside the replay window when it is checked. Every
+       * later frame depends only on the stream's own key, so a stream may wait on its
+       * reader (and the transport's flow control) for as long as it likes while other
+       * streams and messages go on.
+       */
+      const openStream = (source: AsyncIterable<Uint8Array>, from: NodeId): AsyncGenerator<Uint8Array> => {
+        const iterator = source[Symbol.asyncIterator]();
+        const opening = (async () => {
+          const parser = streamParser(from, sessions.get(from.hex) ?? (await pending.get(from.hex)?.promise.catch(() => undefined)));
+          // Plaintext in the chunk that completed the start frame, held for the reader.
+          const held: Uint8Array[] = [];
+          try {
+            while (!parser.started()) {
+              const next = await iterator.next();
+              if (next.done) {
+                parser.end();
+                break;
+              }
+              parser.push(next.value, held);
+            }
+          } catch (error) {
+            // Refused before anyone read it: the transport's stream is cancelled now.
+            await cancel(iterator);
+            throw error;
+          }
+          return { parser, held };
+        })();
+        opening.catch(() => undefined);
+        return (async function* () {
+          let finished = false;
+          try {
+            const { parser, held } = await opening;
+            yield* held;
+            const out: Uint8Array[] = [];
+            for (;;) {
+              const next = await iterator.next();
+              if (next.done) break;
+              parser.push(next.value, out);
+              for (let i = 0; i < out.length; i++) yield out[i]!;
+              out.length = 0;
+            }
+            parser.end();
+            finished = true;
+          } finally {
+            // A reader that stops early, or a stream that failed: cancel the transport's stream.
+            if (!finished) await cancel(iterator);
+          }
+        })();
+      };
 
       const onStream = (source: AsyncIterable<Uint8Array>, from: NodeId, address: Address): void => {
         const slot = ctx.slots.stream;
@@ -682,7 +799,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           try {
             for await (const chunk of decrypted) void chunk;
           } catch {
-            // Counted by openStream.
+            // Counted by the parser.
           }
         })();
       };
@@ -697,15 +814,17 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         const view = new DataView(out.buffer);
         view.setUint32(1, Math.floor(counter / 0x1_0000_0000));
         view.setUint32(5, counter >>> 0);
-        sealInto(session, counter, SEALED_AD, data, out, SEALED_HEADER_LENGTH);
+        sealInto(session.send, counter, SEALED_AD, data, out, SEALED_HEADER_LENGTH);
         hot.messagesOut++;
         hot.bytesOut += data.length;
         await ctx.below.sendMessage(to, out, sendOptions);
       };
 
       /**
-       * Seals a stream into frames of at most {@link STREAM_FRAME_PLAINTEXT} bytes. A small
-       * frame goes down as one array; a large one as its header, its ciphertext as the
+       * Seals a stream: its header and start frame (the stream's own random key, sealed with
+       * the session's keys at the session's next counter), then frames of at most
+       * {@link STREAM_FRAME_PLAINTEXT} bytes sealed with the stream's key, counted from 0. A
+       * small frame goes down as one array; a large one as its header, its ciphertext as the
        * cipher produced it (never copied) and its tag, which travels with the next frame's
        * header when the same source chunk has more (never held back past the chunk).
        */
@@ -713,13 +832,23 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         const ad = new Uint8Array(STREAM_HEADER_LENGTH + 1);
         ad[0] = STREAM_MAGIC;
         ad.set(ctx.random.bytes(8), 1);
-        yield ad.slice(0, STREAM_HEADER_LENGTH);
+        const key = secureRandomBytes(STREAM_KEY_LENGTH);
+        const start = new Uint8Array(STREAM_HEADER_LENGTH + STREAM_FRAME_HEADER_LENGTH + STREAM_KEY_LENGTH + TAG_LENGTH);
+        start.set(ad.subarray(0, STREAM_HEADER_LENGTH));
+        const startCounter = session.sendCounter++;
+        writeStreamFrameHeader(start.subarray(STREAM_HEADER_LENGTH), STREAM_KEY_LENGTH, STREAM_FLAG_START, startCounter);
+        ad[STREAM_HEADER_LENGTH] = STREAM_FLAG_START;
+        // Always encrypted, in sign-only mode too: it is key material.
+        session.send.forSend(startCounter).encryptAtInto(startCounter, ad, key, start, STREAM_HEADER_LENGTH + STREAM_FRAME_HEADER_LENGTH);
+        const keys = new EpochCipher(new CipherState(aead, key), rekeyAfterMessages);
+        let next = 0;
+        yield start;
         const frame = (payload: Uint8Array, flags: number): Uint8Array => {
-          const counter = session.sendCounter++;
+          const counter = next++;
           const out = new Uint8Array(STREAM_FRAME_HEADER_LENGTH + payload.length + TAG_LENGTH);
           writeStreamFrameHeader(out, payload.length, flags, counter);
           ad[STREAM_HEADER_LENGTH] = flags;
-          sealInto(session, counter, ad, payload, out, STREAM_FRAME_HEADER_LENGTH);
+          sealInto(keys, counter, ad, payload, out, STREAM_FRAME_HEADER_LENGTH);
           return out;
         };
         for await (const chunk of source as AsyncIterable<Uint8Array>) {
@@ -733,13 +862,13 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
               yield frame(piece, 0);
               continue;
             }
-            const counter = session.sendCounter++;
+            const counter = next++;
             const before = tag ? TAG_LENGTH : 0;
             const head = new Uint8Array(before + STREAM_FRAME_HEADER_LENGTH);
             if (tag) head.set(tag);
             writeStreamFrameHeader(head.subarray(before), piece.length, 0, counter);
             ad[STREAM_HEADER_LENGTH] = 0;
-            const sealed = session.send.forSend(counter).encryptAtParts(counter, ad, piece);
+            const sealed = keys.forSend(counter).encryptAtParts(counter, ad, piece);
             yield head;
             yield sealed.ciphertext;
             tag = sealed.tag;

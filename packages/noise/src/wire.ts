@@ -216,7 +216,12 @@ export const STREAM_MESSAGE = {
 /** First byte of every stream, then an 8-byte stream id. */
 export const STREAM_MAGIC = 0x05;
 export const STREAM_HEADER_LENGTH = 1 + 8;
-/** A stream frame: length u32 (of what follows), flags u8, counter u64, sealed bytes. */
+/**
+ * A stream frame: length u32 (of what follows), flags u8, counter u64, sealed bytes. The
+ * first frame of a stream is its start frame (flag {@link STREAM_FLAG_START}): the counter
+ * is the session's, and the sealed bytes are the stream's own 32-byte key. Every later
+ * frame is sealed with that key, its counter the frame's index in the stream (0, 1, ...).
+ */
 export const STREAM_FRAME_HEADER_LENGTH = 4 + 1 + 8;
 /**
  * Plaintext bytes per stream frame at most. Larger than the 65,535-byte Noise message limit
@@ -225,7 +230,12 @@ export const STREAM_FRAME_HEADER_LENGTH = 4 + 1 + 8;
  * frames cost ~15% more CPU per byte than 256 KiB frames on the benchmark machine.
  */
 export const STREAM_FRAME_PLAINTEXT = 256 * 1024;
+/** The last frame of a stream (after its last data). */
 export const STREAM_FLAG_END = 1;
+/** The first frame of a stream, carrying the stream's key. */
+export const STREAM_FLAG_START = 2;
+/** Bytes a start frame seals: the stream's key. */
+export const STREAM_KEY_LENGTH = 32;
 /** Kind byte and counter in front of a sealed message. */
 export const SEALED_HEADER_LENGTH = 1 + 8;
 
@@ -270,7 +280,7 @@ export function decodeStreamFrameHeader(header: Uint8Array): StreamFrameHeader {
   const length = reader.u32('frame length');
   checkStreamFrameLength(length);
   const flags = reader.u8('frame flags');
-  if ((flags & ~STREAM_FLAG_END) !== 0) throw new WireError('WIRE_MALFORMED', `stream frame flags 0x${flags.toString(16)}`);
+  if (flags !== 0 && flags !== STREAM_FLAG_END && flags !== STREAM_FLAG_START) throw new WireError('WIRE_MALFORMED', `stream frame flags 0x${flags.toString(16)}`);
   const counter = reader.u53('frame counter');
   reader.end('stream frame header');
   return { length, flags, counter };

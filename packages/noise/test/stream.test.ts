@@ -6,7 +6,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNode, defineLayer, Identity, NodeId, type Address, type PeerRecord } from '@deccom/core';
 import { tcp } from '@deccom/tcp';
-import { nobleNoiseCrypto, nodeNoiseCrypto, NoiseError, noiseStream, STREAM_FRAME_PLAINTEXT, STREAM_MESSAGE, type NoiseStreamOptions } from '../src/index.js';
+import { nobleNoiseCrypto, nodeNoiseCrypto, NoiseError, noiseStream, STREAM_FRAME_PLAINTEXT, STREAM_MESSAGE, type NoiseCrypto, type NoiseStreamOptions } from '../src/index.js';
+import { STREAM_HEADER_LENGTH } from '../src/wire.js';
 import { Pipe } from './stream-harness.js';
 
 const stops: (() => Promise<void>)[] = [];
@@ -236,6 +237,95 @@ describe('noiseStream() over an in-process transport', () => {
     expect(counter(b.node, 'dropped.replayed')).toBe(2);
   });
 
+  it('a replayed stream, and a stream without its start frame, are refused and counted', async () => {
+    const pipe = new Pipe();
+    const a = pipeNode(pipe);
+    const b = pipeNode(pipe);
+    await a.node.start();
+    await b.node.start();
+    let captured: Uint8Array[] = [];
+    pipe.onStream = (parts) => {
+      captured = parts.map((part) => part.slice());
+      return parts;
+    };
+    await a.node.sendStream(b.node.id, [text('one'), text('two')]);
+    pipe.onStream = undefined;
+    await waitFor(() => b.streams[0]?.done === true);
+    expect(decode(joined(b.streams[0]!.data))).toBe('onetwo');
+    const inject = (parts: Uint8Array[]): void =>
+      pipe.endpoints.get(b.node.id.hex)!.stream(
+        (async function* () {
+          yield* parts;
+        })(),
+        a.node.id,
+        { host: '127.0.0.1', port: 1 },
+      );
+    // The whole stream again: its start frame's session counter was seen.
+    inject(captured);
+    // Its header, then its frames without the start frame (a suffix passed off as a stream).
+    inject([captured[0]!.subarray(0, STREAM_HEADER_LENGTH), ...captured.slice(1)]);
+    await waitFor(() => b.streams.length === 3 && b.streams.every((entry) => entry.done));
+    expect(b.streams.map((entry) => (entry.error as NoiseError | undefined)?.code)).toEqual([undefined, 'DECRYPT_FAILED', 'DECRYPT_FAILED']);
+    expect(b.streams[1]!.data).toEqual([]);
+    expect(b.streams[2]!.data).toEqual([]);
+    expect(counter(b.node, 'dropped.replayed')).toBe(1);
+    expect(counter(b.node, 'dropped.bad-start')).toBe(1);
+  });
+
+  it('sign-only: messages and streams readable on the wire, authenticated, and no key ever in the clear', async () => {
+    // Every 32-byte key a's AEAD is called with (session and stream keys alike).
+    const keys: Uint8Array[] = [];
+    const base = nodeNoiseCrypto()!;
+    const recording: NoiseCrypto = {
+      name: base.name,
+      dh: (name) => base.dh(name),
+      hash: (name) => base.hash(name),
+      cipher: (name) =>
+        new Proxy(base.cipher(name), {
+          get: (target, property, receiver) => {
+            const value: unknown = Reflect.get(target, property, receiver);
+            if (typeof value !== 'function') return value;
+            return (...args: unknown[]) => {
+              if (args[0] instanceof Uint8Array && args[0].length === 32) keys.push(args[0].slice());
+              return (value as (...a: unknown[]) => unknown).apply(target, args);
+            };
+          },
+        }),
+    };
+    const pipe = new Pipe();
+    const a = pipeNode(pipe, { mode: 'sign-only', crypto: recording });
+    const b = pipeNode(pipe, { mode: 'sign-only' });
+    await a.node.start();
+    await b.node.start();
+    const wire: Uint8Array[] = [];
+    pipe.onMessage = (data) => (wire.push(data.slice()), data);
+    pipe.onStream = (parts) => (wire.push(...parts.map((part) => part.slice())), parts);
+    await a.node.sendMessage(b.node.id, text('readable message'));
+    await a.node.sendStream(b.node.id, [text('readable '), text('stream')]);
+    await waitFor(() => b.messages.length === 1 && b.streams[0]?.done === true);
+    expect(b.messages).toEqual(['readable message']);
+    expect(b.streams[0]!.error).toBeUndefined();
+    expect(decode(joined(b.streams[0]!.data))).toBe('readable stream');
+    const all = Buffer.concat(wire.map((part) => Buffer.from(part)));
+    expect(all.includes(Buffer.from('readable message'))).toBe(true);
+    expect(all.includes(Buffer.from('readable '))).toBe(true);
+    expect(keys.length).toBeGreaterThan(2);
+    for (const key of keys) expect(all.includes(Buffer.from(key))).toBe(false);
+    // A changed byte of the readable stream text is refused.
+    pipe.onMessage = undefined;
+    pipe.onStream = (parts) => parts.map((part) => {
+      const at = Buffer.from(part).indexOf('stream');
+      if (at < 0) return part;
+      const out = part.slice();
+      out[at] = 'S'.charCodeAt(0);
+      return out;
+    });
+    await a.node.sendStream(b.node.id, [text('readable '), text('stream')]);
+    await waitFor(() => b.streams[1]?.done === true);
+    expect((b.streams[1]!.error as NoiseError | undefined)?.code).toBe('DECRYPT_FAILED');
+    expect(counter(b.node, 'dropped.tampered')).toBe(1);
+  });
+
   it('rekeys (Noise Rekey) every rekeyAfterMessages frames without losing data', async () => {
     const pipe = new Pipe();
     const a = pipeNode(pipe, { rekeyAfterMessages: 8_128 });
@@ -247,9 +337,17 @@ describe('noiseStream() over an in-process transport', () => {
     await waitFor(() => b.streams[0]?.done === true, 30_000);
     expect(b.streams[0]!.error).toBeUndefined();
     expect(decode(joined(b.streams[0]!.data))).toBe(chunks.map(decode).join(''));
-    await a.node.sendMessage(b.node.id, text('after two rekeys'));
-    await waitFor(() => b.messages.length === 1);
-    expect(b.messages).toEqual(['after two rekeys']);
+    // The stream rekeyed its own key twice; the session's keys move on with its own
+    // counters (messages and stream starts): 8,200 messages cross one session epoch.
+    const MESSAGES = 8_200;
+    for (let i = 0; i < MESSAGES; i++) await a.node.sendMessage(b.node.id, text(`m${i}`));
+    await waitFor(() => b.messages.length === MESSAGES, 30_000);
+    expect(b.messages.length).toBe(MESSAGES);
+    expect(b.messages[MESSAGES - 1]).toBe(`m${MESSAGES - 1}`);
+    await a.node.sendStream(b.node.id, [text('a stream after the session rekeyed')]);
+    await waitFor(() => b.streams[1]?.done === true);
+    expect(b.streams[1]!.error).toBeUndefined();
+    expect(decode(joined(b.streams[1]!.data))).toBe('a stream after the session rekeyed');
     expect(() => noiseStream({ rekeyAfterMessages: 100 })).toThrow(/rekeyAfterMessages/);
   });
 
@@ -399,6 +497,36 @@ describe('noiseStream() over @deccom/tcp on 127.0.0.1', () => {
     expect(received).toBe(total * chunk.length);
     const session = await a.secureStreamSession(b.id);
     expect(session.remoteId.equals(b.id)).toBe(true);
+  });
+
+  it('a stream held up by its reader (flow control) while 5,000 messages pass still completes', { timeout: 60_000 }, async () => {
+    // With one counter space for messages and stream frames (before 2026-12-06), the frame
+    // waiting for credit fell behind the replay window and the stream failed as replayed.
+    const { a, b } = await tcpPair();
+    let got = 0;
+    b.handle('message', () => got++);
+    let source: AsyncIterable<Uint8Array> | undefined;
+    b.handle('stream', (incoming) => {
+      source = incoming;
+    });
+    // 24 MiB against tcp's 16 MiB stream window: the stream stalls until b reads.
+    const chunk = new Uint8Array(64 * 1024).fill(7);
+    const CHUNKS = 384;
+    const sent = a.sendStream(
+      b.id,
+      (function* () {
+        for (let i = 0; i < CHUNKS; i++) yield chunk;
+      })(),
+    );
+    expect(await waitFor(() => source !== undefined)).toBe(true);
+    const MESSAGES = 5_000;
+    for (let i = 0; i < MESSAGES; i++) await a.sendMessage(b.id, text(`m${i}`));
+    expect(await waitFor(() => got === MESSAGES)).toBe(true);
+    let received = 0;
+    for await (const piece of source!) received += piece.length;
+    await sent;
+    expect(received).toBe(CHUNKS * chunk.length);
+    expect(b.counters()['noise-stream']?.['dropped'] ?? 0).toBe(0);
   });
 
   it('a burst of 500 messages sent the moment the session opens all arrive, while the responder still verifies the final message', { timeout: 30_000 }, async () => {

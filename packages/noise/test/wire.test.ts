@@ -18,6 +18,7 @@ import {
   ReplayWindow,
   TRANSPORT_OVERHEAD,
 } from '../src/index.js';
+import { decodeStreamFrame, STREAM_FLAG_END, STREAM_FLAG_START, STREAM_FRAME_HEADER_LENGTH, writeStreamFrameHeader } from '../src/wire.js';
 import { hex } from './helpers.js';
 
 const fill = (n: number, v: number): Uint8Array => new Uint8Array(n).fill(v);
@@ -64,6 +65,16 @@ describe('wire', () => {
 });
 
 describe('replay window', () => {
+  it('stream frames: flags none, end or start; any other value is a WireError', () => {
+    const frame = (flags: number): Uint8Array => {
+      const out = new Uint8Array(STREAM_FRAME_HEADER_LENGTH + 16);
+      writeStreamFrameHeader(out, 0, flags, 9);
+      return out;
+    };
+    for (const flags of [0, STREAM_FLAG_END, STREAM_FLAG_START]) expect(decodeStreamFrame(frame(flags))).toMatchObject({ flags, counter: 9 });
+    for (const flags of [STREAM_FLAG_END | STREAM_FLAG_START, 4, 0x80]) expect(() => decodeStreamFrame(frame(flags))).toThrow(WireError);
+  });
+
   it('accepts each counter once, in any order within the window', () => {
     const w = new ReplayWindow();
     const order = [5, 1, 0, 3, 2, 4, 100, 50, 99];
