@@ -161,6 +161,10 @@ class ReliableLedger {
   /** 0 pending, 1 resolved, 2 + index in `codes` for an error. */
   readonly outcome: Uint8Array;
   readonly deliveries: Uint8Array;
+  /** The receiver incarnation that last delivered the message; -1 before any delivery. */
+  readonly deliveredBy: Int32Array;
+  /** Deliveries of a message a receiver incarnation had already delivered (a real duplicate). */
+  sameIncarnationDuplicates = 0;
   readonly corrupt: Uint8Array;
   readonly codes: string[] = [];
 
@@ -174,6 +178,7 @@ class ReliableLedger {
     this.bytes = new Uint32Array(capacity);
     this.outcome = new Uint8Array(capacity);
     this.deliveries = new Uint8Array(capacity);
+    this.deliveredBy = new Int32Array(capacity).fill(-1);
     this.corrupt = new Uint8Array(capacity);
   }
 
@@ -302,6 +307,13 @@ export async function runSoak(options: SoakOptions) {
       const id = view.getUint32(4);
       if (id === 0 || id > reliable.count || slot.index !== view.getUint32(8)) return void stats.strayDeliveries++;
       reliable.deliveries[id] = Math.min(255, reliable.deliveries[id]! + 1);
+      // A second delivery by the same instance breaks exactly-once. One by a new instance
+      // of the receiver is a message its previous instance delivered but whose
+      // acknowledgement never reached the sender before it went down: the sender starts
+      // it over to the new instance (at least once across a receiver's restart).
+      const incarnation = slot.current!.number;
+      if (reliable.deliveredBy[id] === incarnation) reliable.sameIncarnationDuplicates++;
+      reliable.deliveredBy[id] = incarnation;
       const expected = new Uint8Array(data.byteLength - 12);
       fillPayload(expected, id);
       if (data.byteLength !== reliable.bytes[id] || !Buffer.from(expected).equals(Buffer.from(data.buffer, data.byteOffset + 12, data.byteLength - 12))) reliable.corrupt[id] = 1;
@@ -793,6 +805,8 @@ export async function runSoak(options: SoakOptions) {
       owedFailures,
       exactlyOnceRate: owed > 0 ? owedExactlyOnce / owed : Number.NaN,
       duplicatesAll: duplicates,
+      duplicatesSameIncarnation: reliable.sameIncarnationDuplicates,
+      redeliveredAfterReceiverRestart: duplicates - reliable.sameIncarnationDuplicates,
       corrupt,
       resolvedWithoutDelivery,
       notOwed,

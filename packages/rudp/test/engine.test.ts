@@ -274,6 +274,36 @@ describe('rudp engine over a deterministic fake link', () => {
     expect(b.counters.get('stale-chunks')).toBeGreaterThan(0);
   });
 
+  it('a receiver that delivered a message and went down before its acknowledgement got out delivers it again after the restart (at least once across a crash, once per instance)', async () => {
+    // Neither side can know the first instance delivered: the sender starts the message
+    // over to the new instance, which delivers it once. Documented in docs/rudp.md.
+    const link = new FakeLink({ faults: { latencyMs: 10 } });
+    const a = link.endpoint('10.0.0.1', 1000);
+    const b = link.endpoint('10.0.0.2', 2000);
+    const restartAt = 300;
+    // Every acknowledgement of the first instance is lost.
+    let acksDropped = 0;
+    link.filter = (bytes, _from, to) => {
+      if (to.port !== 1000 || bytes[3] !== PACKET_ACK || link.clock.now() >= restartAt) return undefined;
+      acksDropped++;
+      return 'drop';
+    };
+    const data = patternBytes(8_000, 31);
+    const sending = a.engine.send(b.address, data);
+    link.clock.setTimeout(() => {
+      expect(b.delivered).toHaveLength(1);
+      b.restart({ crash: true });
+    }, restartAt);
+    const outcome = await link.settle(sending);
+    expect(outcome.error).toBeUndefined();
+    expect(acksDropped).toBeGreaterThan(0);
+    expect(b.delivered).toHaveLength(2);
+    for (const delivery of b.delivered) expect(sha256(delivery.data)).toBe(sha256(data));
+    // The new instance keeps the message's retransmissions from delivering it a third time.
+    await link.clock.advance(5_000);
+    expect(b.delivered).toHaveLength(2);
+  });
+
   it('ignores a late acknowledgement from the instance a restarted receiver replaced', async () => {
     const link = new FakeLink({ faults: { latencyMs: 10, bandwidthBytesPerSecond: 10 * MiB } });
     const a = link.endpoint('10.0.0.1', 1000);
