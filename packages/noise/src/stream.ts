@@ -638,7 +638,8 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           ad[STREAM_HEADER_LENGTH] = flags;
           if (keys === undefined) {
             if (!session) return fail('no-session', 'no session');
-            if (session.replay.check(counter) !== 'ok') return fail('replayed', 'stream replayed');
+            const verdict = session.replay.check(counter);
+            if (verdict !== 'ok') return fail(verdict, 'stream replayed');
             const key = openStart(session, counter, ad, pieces, tag);
             pieces = [];
             if (key === undefined) return fail('tampered', 'start frame authentication failed');
