@@ -1,6 +1,7 @@
 /**
- * noiseStream() receive paths under hostile input: 100,000 mutated messages and 2,000
- * mutated streams from a peer with an established session. Nothing throws out of the
+ * noiseStream() receive paths under hostile input: 100,000 mutated messages and 2,500
+ * mutated streams from a peer with an established session (replays of a captured stream,
+ * and live streams mutated after their start frame). Nothing throws out of the
  * layer, no forged message is delivered, and a stream either yields exactly the genuine
  * bytes or fails with a NoiseError.
  */
@@ -27,7 +28,7 @@ const MESSAGES = Number(process.env["FUZZ_MESSAGES"] ?? 100_000);
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('noiseStream() receive fuzz', () => {
-  it('100,000 mutated messages and 2,000 mutated streams', { timeout: 300_000 }, async () => {
+  it('100,000 mutated messages, 2,000 replayed and 500 live mutated streams', { timeout: 300_000 }, async () => {
     const pipe = new Pipe();
     const make = () => {
       const node = createNode({ identity: Identity.generate(), layers: [pipe.layer(), noiseStream()] });
@@ -97,6 +98,31 @@ describe('noiseStream() receive fuzz', () => {
     expect(streamResults.length).toBe(STREAMS + 1);
     expect(streamResults.filter((r) => r === 'bad')).toEqual([]);
     expect(streamResults.filter((r) => r === 'error').length).toBeGreaterThan(STREAMS / 2);
+    // Replays all fail at their start frame. Live streams with a fresh start frame, mutated
+    // after it, reach the frame parser under the stream's own key.
+    const replays = streamResults.length;
+    const LIVE = Math.max(1, Math.floor(STREAMS / 4));
+    let mutated = 0;
+    pipe.onStream = (parts) => {
+      const out: Uint8Array[] = parts.map((part) => part.slice());
+      if (out.length > 1) {
+        const target = 1 + random.int(out.length - 1);
+        out[target] = mutate(random, out[target]!);
+        mutated++;
+      }
+      return out;
+    };
+    for (let i = 0; i < LIVE; i++) {
+      await a.sendStream(b.id, [new TextEncoder().encode('stream '), new TextEncoder().encode('content')]);
+      if (i % 50 === 0) await sleep(1);
+    }
+    pipe.onStream = undefined;
+    for (let i = 0; i < 2_000 && streamResults.length < replays + LIVE; i++) await sleep(5);
+    expect(mutated).toBe(LIVE);
+    const live = streamResults.slice(replays);
+    expect(live.length).toBe(LIVE);
+    expect(live.filter((r) => r === 'bad')).toEqual([]);
+    expect(live.filter((r) => r === 'error').length).toBeGreaterThan(LIVE / 2);
     expect(b.counters()['noise-stream']?.['handler-errors'] ?? 0).toBe(0);
     // The forged messages never got through (exact replays of the genuine one are refused as replays).
     expect(delivered).toEqual(['genuine']);
