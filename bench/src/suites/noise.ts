@@ -20,7 +20,9 @@
  *   a first dial from each of LIBP2P_DIALERS fresh nodes to one listener;
  * - encrypted datagrams per second through udp + noise(encrypt) vs udp + noise(plaintext);
  * - stream throughput: BYTES through raw node:net, plain `@deccom/tcp` `sendStream`,
- *   `noiseStream()` over it, secret-stream over node:net; LIBP2P_BYTES through libp2p.
+ *   `noiseStream()` over it, secret-stream over node:net; LIBP2P_BYTES through libp2p;
+ *   and plain against encrypted `sendStream` with the application writing 1 KiB, 16 KiB
+ *   and 64 KiB at a time (WRITE_SIZES; the main figures write 1 MiB at a time).
  *
  * Smoke mode (BENCH_SMOKE=1): 1 run of every task (each still in its own process), 2 MiB
  * streams after 1 MiB warm-ups, 150 ms handshake loops on 2 pairs, 8 libp2p dialers, 500
@@ -470,7 +472,7 @@ async function rawStream(bytes: number): Promise<number> {
   return mbps(bytes, ms);
 }
 
-async function deccomStream(bytes: number, secure: boolean): Promise<number> {
+async function deccomStream(bytes: number, secure: boolean, chunkBytes = MIB): Promise<number> {
   const records = new Map<string, PeerRecord>();
   const a = tcpNode(records, secure);
   const b = tcpNode(records, secure);
@@ -494,12 +496,14 @@ async function deccomStream(bytes: number, secure: boolean): Promise<number> {
     await a.sendStream(
       b.id,
       (function* () {
-        for (let sent = 0; sent < bytes; sent += MIB) yield CHUNK;
+        const chunk = CHUNK.subarray(0, chunkBytes);
+        for (let sent = 0; sent < bytes; sent += chunkBytes) yield chunk;
       })(),
     );
     await finished;
     const ms = now() - start;
-    if (received !== bytes) throw new Error(`deccom stream: received ${received} of ${bytes}`);
+    const expected = Math.ceil(bytes / chunkBytes) * chunkBytes;
+    if (received !== expected) throw new Error(`deccom stream: received ${received} of ${expected}`);
     return mbps(bytes, ms);
   } finally {
     await a.stop();
@@ -568,6 +572,12 @@ async function libp2pThroughput(bytes: number): Promise<number> {
 
 /** Untimed warm-up bytes (or milliseconds) before each measurement, the same for every library. */
 const WARMUP_BYTES = knob('BENCH_NOISE_WARMUP_BYTES', 128 * MIB, MIB);
+/** The write-size sweep: label, bytes per write, bytes per measurement. */
+const WRITE_SIZES: readonly (readonly [string, number, number])[] = [
+  ['1k', 1024, knob('BENCH_NOISE_WRITES_1K_BYTES', 16 * MIB, MIB)],
+  ['16k', 16 * 1024, knob('BENCH_NOISE_WRITES_16K_BYTES', 128 * MIB, 2 * MIB)],
+  ['64k', 64 * 1024, knob('BENCH_NOISE_WRITES_64K_BYTES', 256 * MIB, 2 * MIB)],
+];
 const WARMUP_MS = knob('BENCH_NOISE_WARMUP_MS', 500, 50);
 
 /** `measure(warmup)` untimed (code compiled, heap grown, as in a process that has been running), then `measure(amount)`. */
@@ -647,6 +657,20 @@ const TASKS: Record<string, { group: string; run: Task }> = {
   'raw-stream': { group: 'streams', run: async () => ({ 'stream-MBps.raw-node-net': await warm(rawStream, WARMUP_BYTES, BYTES) }) },
   'deccom-plain-stream': { group: 'streams', run: async () => ({ 'stream-MBps.deccom-tcp-plain': await warm((n) => deccomStream(n, false), WARMUP_BYTES, BYTES) }) },
   'deccom-noise-stream': { group: 'streams', run: async () => ({ 'stream-MBps.deccom-noise': await warm((n) => deccomStream(n, true), WARMUP_BYTES, BYTES) }) },
+  // How the cost grows as the application's writes shrink (each write is a frame at most,
+  // so a frame's fixed costs are paid per write), plain against encrypted.
+  'stream-write-sizes': {
+    group: 'streams',
+    run: async () => {
+      const out: Record<string, number> = {};
+      for (const [label, chunkBytes, bytes] of WRITE_SIZES) {
+        for (const secure of [false, true]) {
+          out[`stream-MBps.${secure ? 'deccom-noise' : 'deccom-tcp-plain'}.writes-${label}`] = await warm((n) => deccomStream(n, secure, chunkBytes), Math.min(WARMUP_BYTES, bytes / 4), bytes);
+        }
+      }
+      return out;
+    },
+  },
   'secret-stream-stream': { group: 'streams', run: async () => ({ 'stream-MBps.secret-stream': await warm(secretStreamThroughput, WARMUP_BYTES, BYTES) }) },
   'libp2p-stream': { group: 'streams', run: async () => ({ 'stream-MBps.libp2p': await warm(libp2pThroughput, WARMUP_BYTES, LIBP2P_BYTES) }) },
 };

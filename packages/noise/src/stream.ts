@@ -174,6 +174,12 @@ const EARLY: SendOptions = { early: true };
 const EARLY_BYTES_TOTAL = 64 * 1024 * 1024;
 /** Stream frames up to this size are sealed into one array (the copy is cheaper than handing down three). */
 const COPY_FRAME_BYTES = 16 * 1024;
+/** Stream writes shorter than this are gathered into frames of up to {@link COALESCE_BYTES}. */
+const COALESCE_BELOW = 16 * 1024;
+const COALESCE_BYTES = 64 * 1024;
+const NOT_YET = Symbol('not yet');
+/** Resolves to NOT_YET on the next turn of the event loop (after pending I/O callbacks). */
+const nextTurn = (): Promise<typeof NOT_YET> => new Promise((resolve) => setImmediate(resolve, NOT_YET));
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
@@ -852,15 +858,34 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           sealInto(keys, counter, ad, payload, out, STREAM_FRAME_HEADER_LENGTH);
           return out;
         };
-        for await (const chunk of source as AsyncIterable<Uint8Array>) {
+        // Writes shorter than COALESCE_BELOW are copied into `batch` and sealed together, up
+        // to COALESCE_BYTES a frame, so small writes do not each pay a frame's fixed costs.
+        let batch: Uint8Array | undefined;
+        let fill = 0;
+        const flush = (): Uint8Array => {
+          const out = frame(batch!.subarray(0, fill), 0);
+          fill = 0;
+          return out;
+        };
+        /** What to hand down for `chunk`, in order. */
+        const seal = (chunk: Uint8Array): Uint8Array[] => {
+          hot.bytesOut += chunk.length;
+          const out: Uint8Array[] = [];
+          if (chunk.length < COALESCE_BELOW) {
+            if (fill + chunk.length > COALESCE_BYTES) out.push(flush());
+            batch ??= new Uint8Array(COALESCE_BYTES);
+            batch.set(chunk, fill);
+            fill += chunk.length;
+            return out;
+          }
+          if (fill > 0) out.push(flush());
           let tag: Uint8Array | undefined;
           for (let offset = 0; offset < chunk.length; offset += STREAM_FRAME_PLAINTEXT) {
             const piece = chunk.subarray(offset, Math.min(chunk.length, offset + STREAM_FRAME_PLAINTEXT));
-            hot.bytesOut += piece.length;
             if (mode !== 'encrypt' || piece.length <= COPY_FRAME_BYTES) {
-              if (tag) yield tag;
+              if (tag) out.push(tag);
               tag = undefined;
-              yield frame(piece, 0);
+              out.push(frame(piece, 0));
               continue;
             }
             const counter = next++;
@@ -870,12 +895,45 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
             writeStreamFrameHeader(head.subarray(before), piece.length, 0, counter);
             ad[STREAM_HEADER_LENGTH] = 0;
             const sealed = keys.forSend(counter).encryptAtParts(counter, ad, piece);
-            yield head;
-            yield sealed.ciphertext;
+            out.push(head, sealed.ciphertext);
             tag = sealed.tag;
           }
-          if (tag) yield tag;
+          if (tag) out.push(tag);
+          return out;
+        };
+        if (typeof (source as Partial<AsyncIterable<Uint8Array>>)[Symbol.asyncIterator] !== 'function') {
+          // Every chunk of a synchronous source is there at once: batches fill up.
+          for (const chunk of source as Iterable<Uint8Array>) yield* seal(chunk);
+        } else {
+          // An asynchronous source: a batch goes down as soon as the next chunk is not
+          // already there (checked against the next turn of the event loop), so batching
+          // never holds bytes back waiting for more.
+          const iterator = (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+          let exhausted = false;
+          try {
+            for (;;) {
+              const pending = iterator.next();
+              pending.catch(() => undefined);
+              if (fill > 0 && (await Promise.race([pending, nextTurn()])) === NOT_YET) yield flush();
+              let result: IteratorResult<Uint8Array>;
+              try {
+                result = await pending;
+              } catch (error) {
+                exhausted = true;
+                throw error;
+              }
+              if (result.done) {
+                exhausted = true;
+                break;
+              }
+              yield* seal(result.value);
+            }
+          } finally {
+            // Stopped early (the transport failed or was aborted): end the source, as for-await would.
+            if (!exhausted) await iterator.return?.();
+          }
         }
+        if (fill > 0) yield flush();
         yield frame(EMPTY, STREAM_FLAG_END);
         counters.add('streams-out');
       }

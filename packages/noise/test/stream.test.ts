@@ -156,6 +156,42 @@ describe('noiseStream() over an in-process transport', () => {
     }
   });
 
+  it('small writes are gathered into frames, and any mix of write sizes arrives byte for byte in order', async () => {
+    const pipe = new Pipe();
+    const a = pipeNode(pipe);
+    const b = pipeNode(pipe);
+    await a.node.start();
+    await b.node.start();
+    let parts = 0;
+    pipe.onStream = (chunks) => {
+      parts = chunks.length;
+      return chunks;
+    };
+    // 5,000 writes of 1 to 2,000 bytes, then a mix with large ones, each write distinct.
+    let seed = 1;
+    const next = (): number => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31);
+    const write = (length: number): Uint8Array => Uint8Array.from({ length }, () => next() & 0xff);
+    const small = Array.from({ length: 5_000 }, () => write(1 + (next() % 2_000)));
+    await a.node.sendStream(b.node.id, small);
+    await waitFor(() => b.streams[0]?.done === true);
+    expect(b.streams[0]!.error).toBeUndefined();
+    expect(joined(b.streams[0]!.data).equals(joined(small))).toBe(true);
+    // ~5 MB in frames of up to 64 KiB: about 80 frames handed down, not 5,000.
+    expect(parts).toBeLessThan(200);
+    const sizes = [1, 300, 20_000, 5, 70_000, 16_383, 16_384, 1_000, 300_000, 2, STREAM_FRAME_PLAINTEXT + 7, 40];
+    const mixed = Array.from({ length: 60 }, (_, i) => write(sizes[i % sizes.length]!));
+    // An asynchronous source too, whose chunks are all there at once.
+    await a.node.sendStream(
+      b.node.id,
+      (async function* () {
+        yield* mixed;
+      })(),
+    );
+    await waitFor(() => b.streams[1]?.done === true);
+    expect(b.streams[1]!.error).toBeUndefined();
+    expect(joined(b.streams[1]!.data).equals(joined(mixed))).toBe(true);
+  });
+
   it('simultaneous first sends from both sides give one session', async () => {
     for (let i = 0; i < 5; i++) {
       const pipe = new Pipe();
@@ -527,6 +563,38 @@ describe('noiseStream() over @deccom/tcp on 127.0.0.1', () => {
     await sent;
     expect(received).toBe(CHUNKS * chunk.length);
     expect(b.counters()['noise-stream']?.['dropped'] ?? 0).toBe(0);
+  });
+
+  it('a small write from an asynchronous source goes out without waiting for more (an interactive stream does not stall)', { timeout: 30_000 }, async () => {
+    const { a, b } = await tcpPair();
+    // Each write waits for the receiver to have read the one before: a write held back to
+    // be batched with the next would never arrive.
+    const seen: string[] = [];
+    let wake: (() => void) | undefined;
+    b.handle('stream', (source) => {
+      void (async () => {
+        for await (const chunk of source) {
+          seen.push(decode(chunk));
+          wake?.();
+        }
+      })();
+    });
+    const ROUNDS = 20;
+    const sending = a.sendStream(
+      b.id,
+      (async function* () {
+        for (let i = 0; i < ROUNDS; i++) {
+          const read = new Promise<void>((resolve) => (wake = resolve));
+          yield text(`ping ${i};`);
+          await read;
+        }
+      })(),
+    );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([sending.then(() => 'sent'), new Promise((resolve) => (timer = setTimeout(resolve, 10_000, 'stalled')))]);
+    clearTimeout(timer);
+    expect(outcome, `the receiver saw ${seen.length} of ${ROUNDS} writes`).toBe('sent');
+    expect(seen.join('')).toBe(Array.from({ length: ROUNDS }, (_, i) => `ping ${i};`).join(''));
   });
 
   it('a burst of 500 messages sent the moment the session opens all arrive, while the responder still verifies the final message', { timeout: 30_000 }, async () => {
