@@ -869,6 +869,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         };
         /** What to hand down for `chunk`, in order. */
         const seal = (chunk: Uint8Array): Uint8Array[] => {
+          if (!(chunk instanceof Uint8Array)) throw new InvalidArgumentError('noiseStream.sendStream: the source must yield Uint8Array chunks');
           hot.bytesOut += chunk.length;
           const out: Uint8Array[] = [];
           if (chunk.length < COALESCE_BELOW) {

@@ -4,7 +4,7 @@
  * sockets on loopback.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createNode, defineLayer, Identity, NodeId, type Address, type PeerRecord } from '@deccom/core';
+import { createNode, defineLayer, Identity, InvalidArgumentError, NodeId, type Address, type PeerRecord } from '@deccom/core';
 import { tcp } from '@deccom/tcp';
 import { nobleNoiseCrypto, nodeNoiseCrypto, NoiseError, noiseStream, STREAM_FRAME_PLAINTEXT, STREAM_MESSAGE, type NoiseCrypto, type NoiseStreamOptions } from '../src/index.js';
 import { STREAM_HEADER_LENGTH } from '../src/wire.js';
@@ -190,6 +190,8 @@ describe('noiseStream() over an in-process transport', () => {
     await waitFor(() => b.streams[1]?.done === true);
     expect(b.streams[1]!.error).toBeUndefined();
     expect(joined(b.streams[1]!.data).equals(joined(mixed))).toBe(true);
+    // A source of something else than bytes is refused with a typed error.
+    await expect(a.node.sendStream(b.node.id, ['not bytes'] as unknown as Uint8Array[])).rejects.toBeInstanceOf(InvalidArgumentError);
   });
 
   it('simultaneous first sends from both sides give one session', async () => {
