@@ -693,8 +693,12 @@ export class Connection implements IncomingStreamHost, FrameSink {
     this.writeRaw(data);
   }
 
-  /** Sends `source` as stream `id` (opened with {@link openStream}), with credit and admission. */
-  async sendStream(id: number, source: ByteSource, signal: AbortSignal | undefined): Promise<void> {
+  /**
+   * Sends `source` as stream `id` (opened with {@link openStream}), with credit and
+   * admission. `onEnd` runs once the END is written (the receiver frees the stream's slot
+   * when it reads it), before the receiver confirms it.
+   */
+  async sendStream(id: number, source: ByteSource, signal: AbortSignal | undefined, onEnd?: () => void): Promise<void> {
     const stream = this.outStreams.get(id)!;
     const onAbort = (): void => {
       stream.stop ??= new AbortError('tcp: the stream was aborted', { cause: signal?.reason });
@@ -725,6 +729,7 @@ export class Connection implements IncomingStreamHost, FrameSink {
         () => {
           stream.endWritten = true;
           this.writeRaw(encodeStreamFrame(FRAME_STREAM_END, id));
+          onEnd?.();
         },
         stream,
       );

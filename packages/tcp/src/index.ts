@@ -56,6 +56,7 @@ export {
   TCP_PROTOCOL,
   MAGIC,
   MAX_CHUNK_BYTES,
+  MAX_ANNOUNCED_STREAMS,
   FRAME_HELLO,
   FRAME_MESSAGE,
   FRAME_STREAM_OPEN,
@@ -131,7 +132,13 @@ export interface TcpOptions {
    * until the application catches up.
    */
   streamWindowBytes?: number;
-  /** Incoming streams open at once per connection; more are refused. Default 16. */
+  /**
+   * Incoming streams open at once per connection. Announced in the HELLO (as at most
+   * 255): the peer queues its streams beyond it instead of opening them, so
+   * `Promise.all` of many `sendStream` calls to one peer just waits its turn. A stream
+   * opened beyond it anyway (a peer of an older version) is refused (`STREAM_REFUSED`,
+   * counted `streams-refused`). Default 16.
+   */
   maxIncomingStreams?: number;
   /** TCP connections at once, both directions, including ones being introduced. Default 1024. */
   maxConnections?: number;
@@ -189,6 +196,17 @@ interface PeerState {
   announced: boolean;
   /** A record from `peer-connect`, for when `getPeer` does not know the peer. */
   hint: PeerRecord | undefined;
+  /** Our streams to this peer whose END or RESET is not written yet. */
+  streamsOpen: number;
+  /** Streams waiting for one of those to finish (the peer's stream limit), in order. */
+  streamWaiters: StreamSlotWaiter[];
+  /** The peer's stream limit from its latest HELLO; undefined before one (then 1 at a time). */
+  streamLimit: number | undefined;
+}
+
+interface StreamSlotWaiter {
+  grant(): void;
+  fail(error: unknown): void;
 }
 
 function checkInteger(value: number, min: number, max: number, what: string): number {
@@ -272,7 +290,7 @@ export function tcp(options: TcpOptions = {}) {
       const peerState = (id: NodeId): PeerState => {
         let peer = peers.get(id.hex);
         if (!peer) {
-          peer = { id, active: undefined, connections: new Set(), queue: [], dialing: false, keep: false, announced: false, hint: undefined };
+          peer = { id, active: undefined, connections: new Set(), queue: [], dialing: false, keep: false, announced: false, hint: undefined, streamsOpen: 0, streamWaiters: [], streamLimit: undefined };
           peers.set(id.hex, peer);
         }
         return peer;
@@ -284,7 +302,62 @@ export function tcp(options: TcpOptions = {}) {
       };
 
       const forgetIfIdle = (peer: PeerState): void => {
-        if (!peer.active && peer.connections.size === 0 && !peer.dialing && !peer.keep && !liveQueue(peer)) peers.delete(peer.id.hex);
+        if (!peer.active && peer.connections.size === 0 && !peer.dialing && !peer.keep && !liveQueue(peer) && peer.streamsOpen === 0 && peer.streamWaiters.length === 0) {
+          peers.delete(peer.id.hex);
+        }
+      };
+
+      /**
+       * Stream slots: at most the peer's announced limit of our streams open to it at once,
+       * the rest wait here in order (HTTP/2 clients queue the same way) instead of being
+       * refused. Before the peer's HELLO the limit is unknown: one stream at a time.
+       */
+      const pumpStreamSlots = (peer: PeerState): void => {
+        const limit = peer.streamLimit ?? 1;
+        while (peer.streamWaiters.length > 0 && peer.streamsOpen < limit) {
+          peer.streamsOpen++;
+          peer.streamWaiters.shift()!.grant();
+        }
+      };
+
+      const acquireStreamSlot = (peer: PeerState, signal: AbortSignal | undefined): Promise<void> | undefined => {
+        if (peer.streamWaiters.length === 0 && peer.streamsOpen < (peer.streamLimit ?? 1)) {
+          peer.streamsOpen++;
+          return undefined;
+        }
+        ctx.counters.add('streams-queued');
+        return new Promise<void>((resolve, reject) => {
+          const waiter: StreamSlotWaiter = {
+            grant: () => {
+              signal?.removeEventListener('abort', onAbort);
+              resolve();
+            },
+            fail: (error) => {
+              signal?.removeEventListener('abort', onAbort);
+              reject(error);
+            },
+          };
+          const onAbort = (): void => {
+            const at = peer.streamWaiters.indexOf(waiter);
+            if (at >= 0) peer.streamWaiters.splice(at, 1);
+            reject(new AbortError('tcp.sendStream: aborted while waiting for a stream slot', { cause: signal?.reason }));
+          };
+          signal?.addEventListener('abort', onAbort, { once: true });
+          peer.streamWaiters.push(waiter);
+        });
+      };
+
+      /** Fails every stream waiting for a slot to `peer` (the node stops, or no connection could be made). */
+      const failStreamWaiters = (peer: PeerState, error: unknown): void => {
+        const waiters = peer.streamWaiters;
+        peer.streamWaiters = [];
+        for (const waiter of waiters) waiter.fail(error);
+      };
+
+      const releaseStreamSlot = (peer: PeerState): void => {
+        peer.streamsOpen--;
+        pumpStreamSlots(peer);
+        forgetIfIdle(peer);
       };
 
       const failQueue = (peer: PeerState, error: Error): void => {
@@ -363,7 +436,7 @@ export function tcp(options: TcpOptions = {}) {
         hello: () => {
           const record = ctx.localPeer();
           if (helloCache?.key !== record) {
-            helloCache = { key: record, bytes: encodeHello({ streamWindow: settings.streamWindowBytes, maxMessageBytes: settings.maxMessageBytes, peer: record }) };
+            helloCache = { key: record, bytes: encodeHello({ streamWindow: settings.streamWindowBytes, maxMessageBytes: settings.maxMessageBytes, maxIncomingStreams: settings.maxIncomingStreams, peer: record }) };
           }
           return helloCache.bytes;
         },
@@ -382,6 +455,9 @@ export function tcp(options: TcpOptions = {}) {
           const peer = owners.get(connection) ?? peerState(id);
           owners.set(connection, peer);
           peer.connections.add(connection);
+          // A peer that announces no limit (an older version) gets no limit from us.
+          peer.streamLimit = connection.remote?.maxIncomingStreams ?? Number.POSITIVE_INFINITY;
+          pumpStreamSlots(peer);
           const current = peer.active;
           if (!usable(current)) {
             peer.active = connection;
@@ -764,7 +840,10 @@ export function tcp(options: TcpOptions = {}) {
           stopIdleSweep?.();
           stopIdleSweep = undefined;
           const stopped = new StateError('STOPPED', 'tcp: the node stopped');
-          for (const peer of peers.values()) failQueue(peer, stopped);
+          for (const peer of peers.values()) {
+            failQueue(peer, stopped);
+            failStreamWaiters(peer, stopped);
+          }
           // Graceful close of everything: what was accepted is delivered, bounded by closeTimeoutMs.
           const closing = [...connections].map((connection) => {
             connection.drain();
@@ -880,15 +959,37 @@ export function tcp(options: TcpOptions = {}) {
             }
             throwIfAborted(sendOptions?.signal);
             const peer = peerState(to);
-            let opened: { connection: Connection; id: number } | undefined;
-            await new Promise<void>((resolve, reject) => {
-              const open = (connection: Connection): void => {
-                opened = { connection, id: connection.openStream() };
-              };
-              route(peer, waiterFor(FRAME_HEADER_LENGTH + 4, sendOptions, 'sendStream', open, resolve, reject));
-            });
-            streamsOut++;
-            await opened!.connection.sendStream(opened!.id, source, sendOptions?.signal);
+            const signal = sendOptions?.signal;
+            const slot = acquireStreamSlot(peer, signal);
+            if (slot) await slot;
+            let released = false;
+            const release = (): void => {
+              if (released) return;
+              released = true;
+              releaseStreamSlot(peer);
+            };
+            try {
+              requireRunning('sendStream');
+              let opened: { connection: Connection; id: number } | undefined;
+              try {
+                await new Promise<void>((resolve, reject) => {
+                  const open = (connection: Connection): void => {
+                    opened = { connection, id: connection.openStream() };
+                  };
+                  route(peer, waiterFor(FRAME_HEADER_LENGTH + 4, sendOptions, 'sendStream', open, resolve, reject));
+                });
+              } catch (error) {
+                // No connection came up before the peer's limit was known: the streams
+                // waiting behind this one were waiting on the same connection, as they
+                // would have in the queue (an abort of this one only passes the slot on).
+                if (peer.streamLimit === undefined && !(error instanceof AbortError)) failStreamWaiters(peer, error);
+                throw error;
+              }
+              streamsOut++;
+              await opened!.connection.sendStream(opened!.id, source, signal, release);
+            } finally {
+              release();
+            }
           },
           adoptTcpSocket: async (socket: Socket, adoptOptions?: AdoptOptions) => {
             requireRunning('adoptTcpSocket');

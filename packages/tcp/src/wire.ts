@@ -10,7 +10,7 @@
  *
  * | type | name | body |
  * |---|---|---|
- * | `0x01` | HELLO | magic `"DecC"` (4), protocol id `0x0d` (1), version `1` (1), flags `0` (1), reserved `0` (1), stream window (u32), max message bytes (u32), peer record (rest) |
+ * | `0x01` | HELLO | magic `"DecC"` (4), protocol id `0x0d` (1), version `1` (1), flags `0` (1), stream limit (u8), stream window (u32), max message bytes (u32), peer record (rest) |
  * | `0x02` | MESSAGE | the message |
  * | `0x03` | STREAM_OPEN | stream id (u32) |
  * | `0x04` | STREAM_CHUNK | stream id (u32), data (1 .. {@link MAX_CHUNK_BYTES}) |
@@ -29,6 +29,12 @@
  * in flight, and the receiver grants more as its consumer reads (credit-based flow
  * control, as in HTTP/2 RFC 9113 section 5.2, so one slow stream never blocks the
  * others or the messages sharing the connection).
+ *
+ * The HELLO's stream limit is how many of the other side's streams the sender of the
+ * HELLO accepts open at once (1 to 254; 255 means 255 or more). A side opens no more
+ * than that (a stream counts from its OPEN until its END or RESET is written, which the
+ * receiver reads in the same order) and queues the rest. The byte was reserved (always
+ * 0) before: 0 announces no limit, and such a peer may refuse streams beyond its own.
  */
 import {
   ByteReader,
@@ -84,8 +90,17 @@ export interface Hello {
   readonly streamWindow: number;
   /** Largest message the sender of this HELLO accepts. */
   readonly maxMessageBytes: number;
+  /**
+   * Streams the sender of this HELLO accepts open at once, at most
+   * {@link MAX_ANNOUNCED_STREAMS} on the wire (larger limits are announced as that);
+   * undefined when it announces none.
+   */
+  readonly maxIncomingStreams?: number | undefined;
   readonly peer: PeerRecord;
 }
+
+/** The largest stream limit a HELLO carries (one byte); it means "this many or more". */
+export const MAX_ANNOUNCED_STREAMS = 255;
 
 function header(type: number, length: number): Uint8Array {
   return new ByteWriter(FRAME_HEADER_LENGTH).u8(type).u32(length).finish();
@@ -111,7 +126,7 @@ export function encodeHello(hello: Hello): Uint8Array {
     .u8(TCP_PROTOCOL.id)
     .u8(TCP_PROTOCOL.version)
     .u8(0)
-    .u8(0)
+    .u8(Math.min(hello.maxIncomingStreams ?? 0, MAX_ANNOUNCED_STREAMS))
     .u32(hello.streamWindow)
     .u32(hello.maxMessageBytes)
     .raw(record)
@@ -131,12 +146,12 @@ export function decodeHello(body: Uint8Array): Hello {
   if (version !== TCP_PROTOCOL.version) throw new WireError('WIRE_UNSUPPORTED_VERSION', `tcp hello: version ${version} is not supported`);
   const flags = reader.u8('tcp hello flags');
   if (flags !== 0) throw new WireError('WIRE_MALFORMED', `tcp hello: unknown flags 0x${flags.toString(16)}`);
-  reader.u8('tcp hello reserved');
+  const streams = reader.u8('tcp hello stream limit');
   const streamWindow = reader.u32('tcp hello stream window');
   if (streamWindow === 0) throw new WireError('WIRE_MALFORMED', 'tcp hello: stream window 0');
   const maxMessageBytes = reader.u32('tcp hello max message');
   const peer = decodePeerRecord(reader.rest());
-  return { streamWindow, maxMessageBytes, peer };
+  return { streamWindow, maxMessageBytes, maxIncomingStreams: streams === 0 ? undefined : streams, peer };
 }
 
 /** A whole MESSAGE frame (header and a copy of `data`). */

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AbortError, bytesEqual } from '@deccom/core';
-import { ConnectionError, StreamError } from '../src/index.js';
+import { AbortError, bytesEqual, createPeerRecord, Identity } from '@deccom/core';
+import { ConnectionError, encodeHello, StreamError } from '../src/index.js';
+import { CANCEL_TOO_MANY_STREAMS, encodeStreamCode, encodeStreamFrame, FRAME_STREAM_CANCEL, FRAME_STREAM_OPEN } from '../src/wire.js';
 import { Book, HOSTS, makeNode, pattern, sleep, startIn, tcpCounters, waitFor, type TestNode } from './helpers.js';
 
 const nodes: TestNode[] = [];
@@ -173,20 +175,153 @@ for (const host of HOSTS) {
       await expect(sending).rejects.toBeInstanceOf(AbortError);
     });
 
-    it('refuses streams beyond maxIncomingStreams', async () => {
+    it("queues streams beyond the peer's maxIncomingStreams instead of opening them, and opens each when a slot frees", async () => {
       const { a, b } = await pair(host, { closeTimeoutMs: 200 }, { maxIncomingStreams: 2, closeTimeoutMs: 200 });
+      const arrived: number[] = [];
+      b.handle('stream', (source) => {
+        void (async () => {
+          for await (const chunk of source) arrived.push(chunk[0]!);
+        })();
+      });
+      const gates: (() => void)[] = [];
+      const held = (tag: number) =>
+        (async function* () {
+          yield Uint8Array.of(tag);
+          await new Promise<void>((resolve) => gates.push(resolve));
+        })();
+      // Connected first: b's HELLO told a its limit.
+      await a.sendMessage(b.id, Uint8Array.of(0));
+      const first = a.sendStream(b.id, held(1));
+      const second = a.sendStream(b.id, held(2));
+      expect(await waitFor(() => arrived.length === 2)).toBe(true);
+      expect(tcpCounters(a)['streams-queued']).toBeUndefined();
+      let thirdDone = false;
+      const third = a.sendStream(b.id, [Uint8Array.of(3)]).then(() => void (thirdDone = true));
+      // Two are open at b: the third waits at a, it is not opened (and so not refused).
+      await sleep(200);
+      expect(arrived).toEqual([1, 2]);
+      expect(thirdDone).toBe(false);
+      expect(tcpCounters(a)['streams-queued']).toBe(1);
+      gates.shift()!();
+      await first;
+      await third;
+      expect(arrived).toEqual([1, 2, 3]);
+      gates.shift()!();
+      await second;
+      expect(tcpCounters(b)['streams-refused']).toBeUndefined();
+    });
+
+    it('Promise.all of 40 streams to a peer that takes 4 at once: all arrive intact, never more than 4 open there', async () => {
+      const { a, b } = await pair(host, {}, { maxIncomingStreams: 4 });
+      const digests = new Map<number, string>();
+      b.handle('stream', (source) => {
+        void (async () => {
+          const hash = createHash('sha256');
+          let tag = -1;
+          for await (const chunk of source) {
+            if (tag < 0) tag = chunk[0]!;
+            hash.update(chunk);
+          }
+          digests.set(tag, hash.digest('hex'));
+        })();
+      });
+      const part = (i: number, k: number): Uint8Array => pattern(32 * 1024, i * 8 + k).fill(i, 0, 1);
+      // A stream is open from its OPEN (before its source is first read) until its END
+      // (after the source ended): sources being read at once bound the open streams.
+      let reading = 0;
+      let maxReading = 0;
+      const source = (i: number) =>
+        (async function* () {
+          reading++;
+          maxReading = Math.max(maxReading, reading);
+          try {
+            for (let k = 0; k < 8; k++) {
+              await sleep(1);
+              yield part(i, k);
+            }
+          } finally {
+            reading--;
+          }
+        })();
+      const expected = new Map<number, string>();
+      for (let i = 0; i < 40; i++) {
+        const hash = createHash('sha256');
+        for (let k = 0; k < 8; k++) hash.update(part(i, k));
+        expected.set(i, hash.digest('hex'));
+      }
+      await Promise.all(Array.from({ length: 40 }, (_, i) => a.sendStream(b.id, source(i))));
+      expect(await waitFor(() => digests.size === 40)).toBe(true);
+      expect(digests).toEqual(expected);
+      expect(maxReading).toBe(4);
+      expect(tcpCounters(a)['streams-queued']).toBeGreaterThan(0);
+      expect(tcpCounters(b)['streams-refused']).toBeUndefined();
+    });
+
+    it('a stream waiting for a slot can be aborted, and stop() fails the ones still waiting', async () => {
+      const { a, b } = await pair(host, { closeTimeoutMs: 200 }, { maxIncomingStreams: 1, closeTimeoutMs: 200 });
       const held: AsyncIterable<Uint8Array>[] = [];
       b.handle('stream', (source) => void held.push(source));
-      const never = () =>
-        (async function* () {
-          yield Uint8Array.of(1);
-          await new Promise(() => undefined);
-        })();
-      void a.sendStream(b.id, never()).catch(() => undefined);
-      void a.sendStream(b.id, never()).catch(() => undefined);
-      expect(await waitFor(() => held.length === 2)).toBe(true);
-      await expect(a.sendStream(b.id, [Uint8Array.of(1)])).rejects.toMatchObject({ code: 'STREAM_REFUSED' });
-      expect(tcpCounters(b)['streams-refused']).toBe(1);
+      const never = (async function* () {
+        yield Uint8Array.of(1);
+        await new Promise(() => undefined);
+      })();
+      // (A source that never yields again holds its sendStream until it does.)
+      void a.sendStream(b.id, never).catch(() => undefined);
+      expect(await waitFor(() => held.length === 1)).toBe(true);
+      const controller = new AbortController();
+      const aborted = a.sendStream(b.id, [Uint8Array.of(2)], { signal: controller.signal });
+      const waiting = a.sendStream(b.id, [Uint8Array.of(3)]).catch((error: unknown) => error);
+      await sleep(50);
+      controller.abort();
+      await expect(aborted).rejects.toBeInstanceOf(AbortError);
+      expect(held.length).toBe(1);
+      await a.stop();
+      expect(await waiting).toMatchObject({ code: 'STOPPED' });
+    });
+
+    it('streams waiting for the first connection to a peer fail together when it cannot be made', async () => {
+      const book = new Book();
+      const a = makeNode(book, host, { dialAttempts: 1 });
+      const b = makeNode(book, host);
+      nodes.push(a, b);
+      await startIn(book, a);
+      await startIn(book, b);
+      // b is gone: its record points at a port nobody listens on.
+      await b.stop();
+      const started = Date.now();
+      const outcomes = await Promise.all([1, 2, 3].map((tag) => a.sendStream(b.id, [Uint8Array.of(tag)], { timeoutMs: 5_000 }).then(() => 'sent', (error: unknown) => error)));
+      for (const outcome of outcomes) expect(outcome).toBeInstanceOf(ConnectionError);
+      // One failed dial, not one per stream in turn.
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(tcpCounters(a)['dial-failures']).toBe(1);
+      expect(tcpCounters(a)['streams-queued']).toBe(2);
+    });
+
+    it('a peer that does not keep to the limit it was told (an older version) gets its extra stream refused', async () => {
+      const book = new Book();
+      const b = makeNode(book, host, { maxIncomingStreams: 2, closeTimeoutMs: 200 });
+      nodes.push(b);
+      await startIn(book, b);
+      b.handle('stream', () => undefined);
+      const socket = await new Promise<Socket>((resolve, reject) => {
+        const s = connect({ host, port: b.localPeer().tcpPort! }, () => resolve(s));
+        s.on('error', reject);
+      });
+      const received: Buffer[] = [];
+      socket.on('data', (data: Buffer) => void received.push(data));
+      try {
+        socket.write(encodeHello({ streamWindow: 1 << 20, maxMessageBytes: 1 << 20, peer: createPeerRecord(Identity.fromString('old-peer').public, { host, port: 1 }) }));
+        for (const id of [1, 2, 3]) socket.write(encodeStreamFrame(FRAME_STREAM_OPEN, id));
+        const refusal = Buffer.from(encodeStreamCode(FRAME_STREAM_CANCEL, 3, CANCEL_TOO_MANY_STREAMS));
+        expect(await waitFor(() => Buffer.concat(received).includes(refusal))).toBe(true);
+        const all = Buffer.concat(received);
+        // b announced its limit in its own HELLO: flags 0, then the limit byte.
+        expect(all[5 + 6]).toBe(0);
+        expect(all[5 + 7]).toBe(2);
+        expect(tcpCounters(b)['streams-refused']).toBe(1);
+      } finally {
+        socket.destroy();
+      }
     });
 
     it('multiplexes many streams and messages on one connection, all intact', async () => {

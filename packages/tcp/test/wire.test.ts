@@ -122,6 +122,19 @@ describe('tcp wire', () => {
     expect(decoded.peer.tcpPort).toBe(4001);
   });
 
+  it("carries the sender's stream limit in one byte: exact up to 254, 255 for more, absent as 0", () => {
+    const limit = (maxIncomingStreams: number | undefined) => {
+      const body = encodeHello({ ...hello, maxIncomingStreams }).subarray(5);
+      return { byte: body[7], decoded: decodeHello(body).maxIncomingStreams };
+    };
+    expect(limit(16)).toEqual({ byte: 16, decoded: 16 });
+    expect(limit(1)).toEqual({ byte: 1, decoded: 1 });
+    expect(limit(254)).toEqual({ byte: 254, decoded: 254 });
+    expect(limit(1_000_000)).toEqual({ byte: 255, decoded: 255 });
+    // An older peer wrote 0 in this (then reserved) byte: no limit announced.
+    expect(limit(undefined)).toEqual({ byte: 0, decoded: undefined });
+  });
+
   it('rejects a HELLO with a wrong magic, protocol, version, flags or window', () => {
     const body = encodeHello(hello).subarray(5);
     for (const [offset, value, code] of [
