@@ -574,8 +574,8 @@ async function libp2pThroughput(bytes: number): Promise<number> {
 const WARMUP_BYTES = knob('BENCH_NOISE_WARMUP_BYTES', 128 * MIB, MIB);
 /** The write-size sweep: label, bytes per write, bytes per measurement. */
 const WRITE_SIZES: readonly (readonly [string, number, number])[] = [
-  ['1k', 1024, knob('BENCH_NOISE_WRITES_1K_BYTES', 16 * MIB, MIB)],
-  ['16k', 16 * 1024, knob('BENCH_NOISE_WRITES_16K_BYTES', 128 * MIB, 2 * MIB)],
+  ['1k', 1024, knob('BENCH_NOISE_WRITES_1K_BYTES', 256 * MIB, MIB)],
+  ['16k', 16 * 1024, knob('BENCH_NOISE_WRITES_16K_BYTES', 256 * MIB, 2 * MIB)],
   ['64k', 64 * 1024, knob('BENCH_NOISE_WRITES_64K_BYTES', 256 * MIB, 2 * MIB)],
 ];
 const WARMUP_MS = knob('BENCH_NOISE_WARMUP_MS', 500, 50);

@@ -19,6 +19,7 @@
  */
 export * from './errors.js';
 export * from './bytes.js';
+export * from './coalesce.js';
 export * from './address.js';
 export { ipToBytes, bytesToIp } from './ip.js';
 export * from './clock.js';

@@ -19,6 +19,7 @@
  * stalled frame fell behind the replay window and the stream failed.
  */
 import {
+  coalesceWrites,
   defineLayer,
   dropReason,
   InvalidArgumentError,
@@ -174,12 +175,6 @@ const EARLY: SendOptions = { early: true };
 const EARLY_BYTES_TOTAL = 64 * 1024 * 1024;
 /** Stream frames up to this size are sealed into one array (the copy is cheaper than handing down three). */
 const COPY_FRAME_BYTES = 16 * 1024;
-/** Stream writes shorter than this are gathered into frames of up to {@link COALESCE_BYTES}. */
-const COALESCE_BELOW = 16 * 1024;
-const COALESCE_BYTES = 64 * 1024;
-const NOT_YET = Symbol('not yet');
-/** Resolves to NOT_YET on the next turn of the event loop (after pending I/O callbacks). */
-const nextTurn = (): Promise<typeof NOT_YET> => new Promise((resolve) => setImmediate(resolve, NOT_YET));
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
@@ -858,28 +853,11 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           sealInto(keys, counter, ad, payload, out, STREAM_FRAME_HEADER_LENGTH);
           return out;
         };
-        // Writes shorter than COALESCE_BELOW are copied into `batch` and sealed together, up
-        // to COALESCE_BYTES a frame, so small writes do not each pay a frame's fixed costs.
-        let batch: Uint8Array | undefined;
-        let fill = 0;
-        const flush = (): Uint8Array => {
-          const out = frame(batch!.subarray(0, fill), 0);
-          fill = 0;
-          return out;
-        };
         /** What to hand down for `chunk`, in order. */
         const seal = (chunk: Uint8Array): Uint8Array[] => {
           if (!(chunk instanceof Uint8Array)) throw new InvalidArgumentError('noiseStream.sendStream: the source must yield Uint8Array chunks');
           hot.bytesOut += chunk.length;
           const out: Uint8Array[] = [];
-          if (chunk.length < COALESCE_BELOW) {
-            if (fill + chunk.length > COALESCE_BYTES) out.push(flush());
-            batch ??= new Uint8Array(COALESCE_BYTES);
-            batch.set(chunk, fill);
-            fill += chunk.length;
-            return out;
-          }
-          if (fill > 0) out.push(flush());
           let tag: Uint8Array | undefined;
           for (let offset = 0; offset < chunk.length; offset += STREAM_FRAME_PLAINTEXT) {
             const piece = chunk.subarray(offset, Math.min(chunk.length, offset + STREAM_FRAME_PLAINTEXT));
@@ -902,39 +880,16 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           if (tag) out.push(tag);
           return out;
         };
-        if (typeof (source as Partial<AsyncIterable<Uint8Array>>)[Symbol.asyncIterator] !== 'function') {
-          // Every chunk of a synchronous source is there at once: batches fill up.
-          for (const chunk of source as Iterable<Uint8Array>) yield* seal(chunk);
+        // Writes shorter than a frame are gathered (copied) into frames of up to a full
+        // frame (a synchronous source's fill up; an asynchronous source's go out by the next
+        // turn of the event loop): a frame's fixed costs (a cipher context, the tag, its
+        // pieces down the transport) are worth several times the copy, even for 64 KiB writes.
+        const chunks = coalesceWrites(source, { below: STREAM_FRAME_PLAINTEXT, max: STREAM_FRAME_PLAINTEXT });
+        if (typeof (chunks as Partial<AsyncIterable<Uint8Array>>)[Symbol.asyncIterator] !== 'function') {
+          for (const chunk of chunks as Iterable<Uint8Array>) yield* seal(chunk);
         } else {
-          // An asynchronous source: a batch goes down as soon as the next chunk is not
-          // already there (checked against the next turn of the event loop), so batching
-          // never holds bytes back waiting for more.
-          const iterator = (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
-          let exhausted = false;
-          try {
-            for (;;) {
-              const pending = iterator.next();
-              pending.catch(() => undefined);
-              if (fill > 0 && (await Promise.race([pending, nextTurn()])) === NOT_YET) yield flush();
-              let result: IteratorResult<Uint8Array>;
-              try {
-                result = await pending;
-              } catch (error) {
-                exhausted = true;
-                throw error;
-              }
-              if (result.done) {
-                exhausted = true;
-                break;
-              }
-              yield* seal(result.value);
-            }
-          } finally {
-            // Stopped early (the transport failed or was aborted): end the source, as for-await would.
-            if (!exhausted) await iterator.return?.();
-          }
+          for await (const chunk of chunks) yield* seal(chunk);
         }
-        if (fill > 0) yield flush();
         yield frame(EMPTY, STREAM_FLAG_END);
         counters.add('streams-out');
       }

@@ -32,6 +32,7 @@
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import {
+  coalesceWrites,
   defineLayer,
   InvalidArgumentError,
   ipFamily,
@@ -986,7 +987,8 @@ export function tcp(options: TcpOptions = {}) {
                 throw error;
               }
               streamsOut++;
-              await opened!.connection.sendStream(opened!.id, source, signal, release);
+              // Small writes are gathered (copied) into chunks of up to 64 KiB: each chunk costs a frame and a socket write.
+              await opened!.connection.sendStream(opened!.id, coalesceWrites(source), signal, release);
             } finally {
               release();
             }

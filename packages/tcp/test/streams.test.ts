@@ -324,6 +324,53 @@ for (const host of HOSTS) {
       }
     });
 
+    it('gathers small writes into larger chunks (each chunk costs a frame), bytes intact', async () => {
+      const { a, b } = await pair(host);
+      const received: Uint8Array[] = [];
+      let ended = false;
+      b.handle('stream', (source) => {
+        void (async () => {
+          for await (const chunk of source) received.push(chunk.slice());
+          ended = true;
+        })();
+      });
+      const writes = Array.from({ length: 2000 }, (_, i) => pattern(100, i));
+      await a.sendStream(b.id, writes);
+      expect(await waitFor(() => ended)).toBe(true);
+      const all = Buffer.concat(received);
+      expect(bytesEqual(all, Buffer.concat(writes))).toBe(true);
+      // 200,000 bytes in 100-byte writes: a few 64 KiB chunks, not 2,000 frames.
+      expect(tcpCounters(a)['stream-bytes-out']).toBe(200_000);
+      expect(received.length).toBeLessThanOrEqual(8);
+    });
+
+    it('an interactive stream (each write waits for the reader to see the one before) does not stall', async () => {
+      const { a, b } = await pair(host);
+      const seen: number[] = [];
+      let wake: (() => void) | undefined;
+      b.handle('stream', (source) => {
+        void (async () => {
+          for await (const chunk of source) {
+            seen.push(...chunk);
+            wake?.();
+          }
+        })();
+      });
+      const ROUNDS = 20;
+      await a.sendStream(
+        b.id,
+        (async function* () {
+          for (let i = 0; i < ROUNDS; i++) {
+            const read = new Promise<void>((resolve) => (wake = resolve));
+            yield Uint8Array.of(i);
+            await read;
+          }
+        })(),
+        { timeoutMs: 10_000 },
+      );
+      expect(seen).toEqual(Array.from({ length: ROUNDS }, (_, i) => i));
+    });
+
     it('multiplexes many streams and messages on one connection, all intact', async () => {
       const { a, b } = await pair(host);
       const streams = new Map<number, string>();
