@@ -173,6 +173,8 @@ const EMPTY = new Uint8Array(0);
 const EARLY: SendOptions = { early: true };
 /** Early messages held over all pending handshakes, at most (see NoiseStreamOptions.maxEarlyBytes). */
 const EARLY_BYTES_TOTAL = 64 * 1024 * 1024;
+/** What sealing adds to a message: its header (kind, counter) and the tag. */
+const SEALED_OVERHEAD = SEALED_HEADER_LENGTH + TAG_LENGTH;
 /** Stream frames up to this size are sealed into one array (the copy is cheaper than handing down three). */
 const COPY_FRAME_BYTES = 16 * 1024;
 
@@ -819,7 +821,22 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         sealInto(session.send, counter, SEALED_AD, data, out, SEALED_HEADER_LENGTH);
         hot.messagesOut++;
         hot.bytesOut += data.length;
-        await ctx.below.sendMessage(to, out, sendOptions);
+        try {
+          await ctx.below.sendMessage(to, out, sendOptions);
+        } catch (error) {
+          throw tooLargeInPlaintext(error, data.length) ?? error;
+        }
+      };
+
+      /**
+       * The transport's "message too large" restated for the caller's bytes: the transport
+       * saw the sealed message, {@link SEALED_OVERHEAD} bytes longer than what was passed.
+       */
+      const tooLargeInPlaintext = (error: unknown, size: number): NoiseError | undefined => {
+        const { code, limit } = (error ?? {}) as { code?: unknown; limit?: unknown };
+        if (code !== 'MESSAGE_TOO_LARGE' || typeof limit !== 'number') return undefined;
+        const room = Math.max(0, limit - SEALED_OVERHEAD);
+        return new NoiseError('MESSAGE_TOO_LARGE', `noise-stream: a message of ${size} bytes exceeds the ${room} bytes a sealed message may carry (the transport's limit of ${limit} less ${SEALED_OVERHEAD} bytes of header and tag); send larger data as a stream`, { cause: error });
       };
 
       /**

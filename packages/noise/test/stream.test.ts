@@ -567,6 +567,35 @@ describe('noiseStream() over @deccom/tcp on 127.0.0.1', () => {
     expect(b.counters()['noise-stream']?.['dropped'] ?? 0).toBe(0);
   });
 
+  it("a message too large once sealed is refused in the caller's terms: its own size against what a sealed message carries", async () => {
+    const directory = book();
+    const make = () => {
+      const node = createNode({ layers: [directory.layer(), tcp({ host: '127.0.0.1', maxMessageBytes: 1000 }), noiseStream()] });
+      stops.push(() => node.stop());
+      return node;
+    };
+    const a = make();
+    const b = make();
+    await a.start();
+    await b.start();
+    directory.records.set(a.id.hex, a.localPeer());
+    directory.records.set(b.id.hex, b.localPeer());
+    const got: number[] = [];
+    b.handle('message', (data) => void got.push(data.length));
+    // Sealing adds 25 bytes (kind, counter, tag): 975 is the most that fits in 1000.
+    await a.sendMessage(b.id, new Uint8Array(975));
+    const error = await a.sendMessage(b.id, new Uint8Array(976)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(NoiseError);
+    expect((error as NoiseError).code).toBe('MESSAGE_TOO_LARGE');
+    expect((error as NoiseError).message).toContain('a message of 976 bytes exceeds the 975 bytes');
+    expect(((error as NoiseError).cause as { code?: string }).code).toBe('MESSAGE_TOO_LARGE');
+    expect(await waitFor(() => got.length === 1)).toBe(true);
+    expect(got).toEqual([975]);
+  });
+
   it('a small write from an asynchronous source goes out without waiting for more (an interactive stream does not stall)', { timeout: 30_000 }, async () => {
     const { a, b } = await tcpPair();
     // Each write waits for the receiver to have read the one before: a write held back to
