@@ -51,7 +51,8 @@ function run(net: Network, from: PeerRecord, target: Uint8Array, k: number, alph
     if (inFlight.length === 0) break;
     const [candidate] = inFlight.splice(random.int(inFlight.length), 1);
     if (dead.has(candidate!.peer.id.hex)) lookup.failed(candidate!);
-    else lookup.answered(candidate!, net.tables.get(candidate!.peer.id.hex)!.closest(target, k, undefined, false));
+    // As the engine answers FIND_NODE: the k closest it knows, never the requester itself.
+    else lookup.answered(candidate!, net.tables.get(candidate!.peer.id.hex)!.closest(target, k, from.id, false));
   }
   return { lookup, queried, maxInFlight, inFlightOverAlphaOutsideFinal: overAlpha };
 }
