@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNode, defineLayer, Identity, InvalidArgumentError, NodeId, type Address, type PeerRecord } from '@deccom/core';
-import { tcp } from '@deccom/tcp';
+import { tcp, type TcpOptions } from '@deccom/tcp';
 import { nobleNoiseCrypto, nodeNoiseCrypto, NoiseError, noiseStream, STREAM_FRAME_PLAINTEXT, STREAM_MESSAGE, type NoiseCrypto, type NoiseStreamOptions } from '../src/index.js';
 import { STREAM_HEADER_LENGTH } from '../src/wire.js';
 import { Pipe } from './stream-harness.js';
@@ -485,10 +485,10 @@ function book() {
 }
 
 /** Two started nodes over tcp with `noiseStream(options)` (`optionsB` for b when given), each in the other's address book. */
-async function tcpPair(options: NoiseStreamOptions = {}, optionsB: NoiseStreamOptions = options) {
+async function tcpPair(options: NoiseStreamOptions = {}, optionsB: NoiseStreamOptions = options, tcpOptions: TcpOptions = {}) {
   const directory = book();
   const make = (layerOptions: NoiseStreamOptions) => {
-    const node = createNode({ layers: [directory.layer(), tcp({ host: '127.0.0.1' }), noiseStream(layerOptions)] });
+    const node = createNode({ layers: [directory.layer(), tcp({ host: '127.0.0.1', ...tcpOptions }), noiseStream(layerOptions)] });
     stops.push(() => node.stop());
     return node;
   };
@@ -568,18 +568,7 @@ describe('noiseStream() over @deccom/tcp on 127.0.0.1', () => {
   });
 
   it("a message too large once sealed is refused in the caller's terms: its own size against what a sealed message carries", async () => {
-    const directory = book();
-    const make = () => {
-      const node = createNode({ layers: [directory.layer(), tcp({ host: '127.0.0.1', maxMessageBytes: 1000 }), noiseStream()] });
-      stops.push(() => node.stop());
-      return node;
-    };
-    const a = make();
-    const b = make();
-    await a.start();
-    await b.start();
-    directory.records.set(a.id.hex, a.localPeer());
-    directory.records.set(b.id.hex, b.localPeer());
+    const { a, b } = await tcpPair({}, {}, { maxMessageBytes: 1000 });
     const got: number[] = [];
     b.handle('message', (data) => void got.push(data.length));
     // Sealing adds 25 bytes (kind, counter, tag): 975 is the most that fits in 1000.
