@@ -47,6 +47,8 @@ const RECENTLY_LOST = 64;
 export const PERSISTENT_TIMEOUTS = 3;
 /** Replaced receiver instances remembered per path (their late acknowledgements are ignored). */
 export const RETIRED_INSTANCES = 4;
+/** Probes at the longest backoff that fit in `peerTimeoutMs` (see `timeoutDelay`). */
+export const PROBES_PER_PEER_TIMEOUT = 8;
 /** Allowance in the probe timeout for the receiver acknowledging at the end of its receive batch. */
 export const PROBE_ACK_DELAY_MS = 1;
 
@@ -145,6 +147,8 @@ export interface SenderOptions {
   minRtoMs: number;
   maxRtoMs: number;
   initialRtoMs: number;
+  /** Silence after which the owner gives up on the path; the backoff keeps several probes inside it. */
+  peerTimeoutMs: number;
   /** Congestion window cap in bytes. */
   maxWindowBytes: number;
   /** NewReno β (congestive loss). */
@@ -630,7 +634,12 @@ export class PeerSender {
    * RFC 6298 RTO, doubling with each further expiry.
    */
   private timeoutDelay(): number {
-    return this.timeouts === 0 ? this.rtt.probeTimeout(PROBE_ACK_DELAY_MS) : this.rtt.backedOffRto(this.timeouts - 1);
+    if (this.timeouts === 0) return this.rtt.probeTimeout(PROBE_ACK_DELAY_MS);
+    // The backoff stops doubling at 1/PROBES_PER_PEER_TIMEOUT of peerTimeoutMs (never below
+    // the RTO itself), so a lossy path that still answers gets that many chances before
+    // the owner gives up on it.
+    const cap = Math.max(this.rtt.rto(), this.options.peerTimeoutMs / PROBES_PER_PEER_TIMEOUT);
+    return Math.min(this.rtt.backedOffRto(this.timeouts - 1), cap);
   }
 
   /** When the owner should call {@link onTimer} next, or undefined. */
@@ -665,7 +674,11 @@ export class PeerSender {
         this.cc.onPersistentCongestion(now);
         this.host.count('persistent-congestion');
       }
-      this.probes = 1;
+      // The first expiry sends one probe (a tail loss); later ones two (RFC 9002 6.2.4 allows
+      // two). With 30% loss each way a lone probe's round trip fails half the time; with
+      // single probes and the backoff doubling to maxRtoMs, 1 of 6 seeded 8 MiB transfers on
+      // a fake link went peerTimeoutMs without an answer on a path that still worked.
+      this.probes = this.timeouts >= 2 ? 2 : 1;
       // The timer restarts from this probe (RFC 6298 5.5-5.6).
       this.lastSendAt = now;
     }

@@ -78,6 +78,22 @@ describe('rudp engine over a deterministic fake link', () => {
     expect(sha256(b.delivered[0]!.data)).toBe(sha256(data));
   });
 
+  it('delivers 8 MiB at 30% loss in both directions: a lossy path that still answers is not given up on', async () => {
+    // Seeds on which the sender gave up before 2026-12-07 (one probe per expiry, the
+    // backoff doubling to maxRtoMs): 15 of 80 seeds then, none of them now.
+    for (const seed of ['s3', 's8', 's9', 's11', 's13']) {
+      const link = new FakeLink({ seed, faults: { latencyMs: 5, loss: 0.3 } });
+      const a = link.endpoint('10.0.0.1', 1000);
+      const b = link.endpoint('10.0.0.2', 2000);
+      const data = patternBytes(8 * MiB, 7);
+      const outcome = await link.settle(a.engine.send(b.address, data), 3_600_000);
+      expect(outcome.error, `seed ${seed}`).toBeUndefined();
+      expect(b.delivered).toHaveLength(1);
+      expect(sha256(b.delivered[0]!.data)).toBe(sha256(data));
+      expect(a.counters.get('peers-unresponsive')).toBe(0);
+    }
+  });
+
   it('fails with PeerUnresponsiveError when the peer goes silent, not a hang', async () => {
     const link = new FakeLink({ faults: { latencyMs: 10 } });
     const a = link.endpoint('10.0.0.1', 1000, { peerTimeoutMs: 5_000 });
