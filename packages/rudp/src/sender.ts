@@ -676,7 +676,7 @@ export class PeerSender {
       }
       // The first expiry sends one probe (a tail loss); later ones two (RFC 9002 6.2.4 allows
       // two). With 30% loss each way a lone probe's round trip fails half the time; with
-      // single probes and the backoff doubling to maxRtoMs, 1 of 6 seeded 8 MiB transfers on
+      // single probes and the backoff doubling to maxRtoMs, 15 of 80 seeded 8 MiB transfers on
       // a fake link went peerTimeoutMs without an answer on a path that still worked.
       this.probes = this.timeouts >= 2 ? 2 : 1;
       // The timer restarts from this probe (RFC 6298 5.5-5.6).
