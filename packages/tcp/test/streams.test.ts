@@ -339,9 +339,10 @@ for (const host of HOSTS) {
       expect(await waitFor(() => ended)).toBe(true);
       const all = Buffer.concat(received);
       expect(bytesEqual(all, Buffer.concat(writes))).toBe(true);
-      // 200,000 bytes in 100-byte writes: a few 64 KiB chunks, not 2,000 frames.
+      // 200,000 bytes in 100-byte writes: four 64 KiB chunks, not 2,000 frames (the receiver
+      // may see a chunk in pieces, as the socket's reads cut it).
       expect(tcpCounters(a)['stream-bytes-out']).toBe(200_000);
-      expect(received.length).toBeLessThanOrEqual(8);
+      expect(received.length).toBeLessThanOrEqual(50);
     });
 
     it('an interactive stream (each write waits for the reader to see the one before) does not stall', async () => {
