@@ -20,6 +20,7 @@
  */
 import {
   coalesceWrites,
+  concatBytes,
   defineLayer,
   dropReason,
   InvalidArgumentError,
@@ -592,14 +593,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
       const openStart = (session: StreamSession, counter: number, ad: Uint8Array, pieces: Uint8Array[], tag: Uint8Array): Uint8Array | undefined => {
         const candidate = session.receive.candidate(counter);
         if (!candidate) return undefined;
-        const sealed = new Uint8Array(STREAM_KEY_LENGTH + TAG_LENGTH);
-        let offset = 0;
-        for (const piece of pieces) {
-          sealed.set(piece, offset);
-          offset += piece.length;
-        }
-        sealed.set(tag, offset);
-        const key = candidate.cipher.decryptAt(counter, ad, sealed);
+        const key = candidate.cipher.decryptAt(counter, ad, concatBytes(...pieces, tag));
         if (key !== undefined) session.receive.commit(candidate.epoch, candidate.cipher);
         return key;
       };
