@@ -657,8 +657,9 @@ const TASKS: Record<string, { group: string; run: Task }> = {
   'raw-stream': { group: 'streams', run: async () => ({ 'stream-MBps.raw-node-net': await warm(rawStream, WARMUP_BYTES, BYTES) }) },
   'deccom-plain-stream': { group: 'streams', run: async () => ({ 'stream-MBps.deccom-tcp-plain': await warm((n) => deccomStream(n, false), WARMUP_BYTES, BYTES) }) },
   'deccom-noise-stream': { group: 'streams', run: async () => ({ 'stream-MBps.deccom-noise': await warm((n) => deccomStream(n, true), WARMUP_BYTES, BYTES) }) },
-  // How the cost grows as the application's writes shrink, plain against encrypted (the
-  // transport pays per write; noiseStream batches writes under 16 KiB into frames).
+  // How the cost grows as the application's writes shrink, plain against encrypted (tcp
+  // gathers writes under 16 KiB into 64 KiB chunks; noiseStream gathers writes shorter
+  // than a frame into 256 KiB frames).
   'stream-write-sizes': {
     group: 'streams',
     run: async () => {
