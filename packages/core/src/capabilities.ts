@@ -146,8 +146,14 @@ export interface HookSignatures {
   'peer-unresponsive': (id: NodeId, address: Address) => void;
   /** A whole message from a node id (tcp). */
   message: (data: Uint8Array, from: NodeId, address: Address) => void;
-  /** A streamed message from a node id: consume `source` to receive it (tcp). */
-  stream: (source: AsyncIterable<Uint8Array>, from: NodeId, address: Address) => void;
+  /**
+   * A streamed message from a node id: consume `source` to receive it (tcp). Returning
+   * exactly `false` refuses the stream: the transport does not read it and the sender's
+   * `sendStream` rejects with `STREAM_REFUSED`, as when nobody takes the hook. A layer
+   * that re-offers the hook (noise, delay) returns `false` when nobody above it takes
+   * streams, and passes on what the handler above returned. Any other value is ignored.
+   */
+  stream: (source: AsyncIterable<Uint8Array>, from: NodeId, address: Address) => unknown;
   'connection-open': (id: NodeId, address: Address) => void;
   'connection-close': (id: NodeId, reason?: Error) => void;
   /** A whole reliable message (rudp). */

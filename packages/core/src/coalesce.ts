@@ -9,6 +9,14 @@ export interface CoalesceOptions {
   readonly below?: number;
   /** Largest gathered chunk. Default 64 KiB; at least `below`. */
   readonly max?: number;
+  /**
+   * Gives up on the source: once aborted, a wait for the source's next chunk rejects with
+   * the signal's reason, and the source is told to end (its `return()`, not waited for: a
+   * source stuck in a wait of its own could hold it forever). A transport aborts it when
+   * the stream can go no further (connection closed, stream cancelled, node stopped), so a
+   * source that never yields again cannot hold the send.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export const COALESCE_BELOW_BYTES = 16 * 1024;
@@ -46,7 +54,7 @@ const nextTurn = (): Promise<typeof NOT_YET> =>
  * Gathered chunks are fresh arrays, never reused: a transport may hold them (for the
  * socket) after handing them on. Values that are not `Uint8Array` are passed through
  * untouched, after what was gathered, for the consumer to refuse. Stopping the result
- * early ends the source (its `return()`), as `for...of` would.
+ * early ends the source (its `return()`), as `for...of` would; so does `options.signal`.
  */
 export function coalesceWrites(source: ByteSource, options: CoalesceOptions = {}): ByteSource {
   const below = options.below ?? COALESCE_BELOW_BYTES;
@@ -96,20 +104,35 @@ export function coalesceWrites(source: ByteSource, options: CoalesceOptions = {}
       if (fill > 0) yield take(false);
     })();
   }
+  const signal = options.signal;
   return (async function* () {
     const iterator = (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
     let exhausted = false;
+    let abandoned = false;
+    let onAbort: (() => void) | undefined;
+    // Rejects with the signal's reason once it aborts; raced against every wait on the source.
+    const aborted =
+      signal &&
+      new Promise<never>((_resolve, reject) => {
+        onAbort = () => {
+          abandoned = true;
+          reject(signal.reason);
+        };
+        if (signal.aborted) onAbort();
+        else signal.addEventListener('abort', onAbort, { once: true });
+      });
+    aborted?.catch(() => undefined);
     const out: Uint8Array[] = [];
     try {
       for (;;) {
         const pending = iterator.next();
         pending.catch(() => undefined);
-        if (fill > 0 && (await Promise.race([pending, nextTurn()])) === NOT_YET) yield take(false);
+        if (fill > 0 && (await Promise.race(aborted ? [pending, nextTurn(), aborted] : [pending, nextTurn()])) === NOT_YET) yield take(false);
         let result: IteratorResult<Uint8Array>;
         try {
-          result = await pending;
+          result = await (aborted ? Promise.race([pending, aborted]) : pending);
         } catch (error) {
-          exhausted = true;
+          if (!abandoned) exhausted = true;
           throw error;
         }
         if (result.done) {
@@ -124,8 +147,17 @@ export function coalesceWrites(source: ByteSource, options: CoalesceOptions = {}
       }
       if (fill > 0) yield take(false);
     } finally {
-      // Stopped early (the consumer failed or gave up): end the source, as for-await would.
-      if (!exhausted) await iterator.return?.();
+      if (onAbort) signal!.removeEventListener('abort', onAbort);
+      // Stopped early (the consumer failed or gave up): end the source, as for-await would;
+      // abandoned, without waiting for it.
+      if (abandoned) {
+        try {
+          void Promise.resolve(iterator.return?.()).catch(() => undefined);
+        } catch {
+          // A source whose return() throws at once has ended as far as we are concerned.
+        }
+      }
+      else if (!exhausted) await iterator.return?.();
     }
   })();
 }

@@ -135,4 +135,33 @@ describe('coalesceWrites', () => {
     })();
     await expect(collect(coalesceWrites(source))).rejects.toBe(boom);
   });
+
+  it('gives up a wait on a source that stalls once its signal aborts, and tells the source to end', async () => {
+    let returned = false;
+    let release: ((result: IteratorResult<Uint8Array>) => void) | undefined;
+    let calls = 0;
+    const stalled: AsyncIterableIterator<Uint8Array> = {
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+      next: () => (calls++ === 0 ? Promise.resolve({ done: false, value: bytes(100, 1) }) : new Promise((resolve) => (release = resolve))),
+      return: () => {
+        returned = true;
+        release?.({ done: true, value: undefined });
+        return Promise.resolve({ done: true, value: undefined });
+      },
+    };
+    const controller = new AbortController();
+    const iterator = (coalesceWrites(stalled, { signal: controller.signal }) as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+    // The gathered first chunk goes out once the next one is not there by the next turn.
+    expect((await iterator.next()).value).toEqual(bytes(100, 1));
+    const waiting = iterator.next();
+    const reason = new Error('the stream must stop');
+    controller.abort(reason);
+    await expect(waiting).rejects.toBe(reason);
+    expect(returned).toBe(true);
+    // Already aborted: the first wait rejects at once.
+    const again = (coalesceWrites(stalled, { signal: controller.signal }) as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+    await expect(again.next()).rejects.toBe(reason);
+  });
 });

@@ -469,23 +469,12 @@ function buildStreamDelay(ctx: StreamDelayContext, config: StreamDelayConfig) {
     if (slot !== undefined) slot(data, from, address);
     else ctx.counters.drop('no-receiver');
   };
-  const deliverStream = (source: AsyncIterable<Uint8Array>, from: NodeId, address: Address): void => {
+  const deliverStream = (source: AsyncIterable<Uint8Array>, from: NodeId, address: Address): unknown => {
     const slot = ctx.slots.stream;
-    if (slot !== undefined) {
-      slot(source, from, address);
-      return;
-    }
-    // Nobody above takes streams. The transport already accepted this one (it saw this
-    // layer as the taker), so it cannot be refused any more: stop reading it, which
-    // cancels it for the sender.
+    if (slot !== undefined) return slot(source, from, address);
+    // Nobody above takes streams: the transport refuses it (the sender sees STREAM_REFUSED).
     ctx.counters.drop('no-receiver');
-    void (async () => {
-      try {
-        await source[Symbol.asyncIterator]().return?.();
-      } catch {
-        // Nothing waits for it.
-      }
-    })();
+    return false;
   };
 
   /**
@@ -535,18 +524,12 @@ function buildStreamDelay(ctx: StreamDelayContext, config: StreamDelayConfig) {
           if (queue.timer === undefined) queue.timer = ctx.clock.setTimeout(() => drainInbound(key), at - ctx.clock.now());
         },
         stream: (source, from, address) => {
-          // No taker above: cancel the transport's stream itself, not a wrapper never read.
-          if (ctx.slots.stream === undefined) {
-            deliverStream(source, from, address);
-            return;
-          }
+          // No taker above: refused, before any wrapper is made.
+          if (ctx.slots.stream === undefined) return deliverStream(source, from, address);
           const profile = profileOrDrop(from);
-          if (profile === undefined) {
-            deliverStream(source, from, address);
-            return;
-          }
+          if (profile === undefined) return deliverStream(source, from, address);
           ctx.counters.add('delayed-streams');
-          deliverStream(throughLink(source, { waitUntil, now: () => ctx.clock.now(), links, key: from.hex, profile, signal: undefined, maxBuffered }), from, address);
+          return deliverStream(throughLink(source, { waitUntil, now: () => ctx.clock.now(), links, key: from.hex, profile, signal: undefined, maxBuffered }), from, address);
         },
       };
 

@@ -429,25 +429,30 @@ describe('streamDelay (messages and streams)', () => {
     await node.stop();
   });
 
-  it('cancels an incoming stream nobody above takes in receive mode', async () => {
+  it('refuses an incoming stream nobody above takes in receive mode, leaving it unread for the transport to refuse', async () => {
     const clock = new VirtualClock();
     const { transport, other, slots } = fakeMessageTransport(clock);
     const node = createNode({ clock, layers: [transport, streamDelay({ latencyMs: 20, mode: 'receive' })] });
     await node.start();
-    let closed = false;
+    let pulled = 0;
     const source = (async function* () {
-      try {
-        yield new Uint8Array(1);
-        yield new Uint8Array(1);
-      } finally {
-        closed = true;
-      }
+      pulled++;
+      yield new Uint8Array(1);
     })();
-    void source.next(); // started, so return() runs its finally
-    slots.stream!(source, other.id, { host: '10.0.0.2', port: 2 });
+    expect(slots.stream!(source, other.id, { host: '10.0.0.2', port: 2 })).toBe(false);
     await clock.advance(1);
-    expect(closed).toBe(true);
+    expect(pulled).toBe(0);
     expect(node.counters()['stream-delay']!['dropped.no-receiver']).toBe(1);
+    await node.stop();
+  });
+
+  it('passes a refusal from the handler above down to the transport', async () => {
+    const clock = new VirtualClock();
+    const { transport, other, slots } = fakeMessageTransport(clock);
+    const node = createNode({ clock, layers: [transport, streamDelay({ latencyMs: 20, mode: 'receive' })] });
+    node.handle('stream', () => false);
+    await node.start();
+    expect(slots.stream!((async function* () {})(), other.id, { host: '10.0.0.2', port: 2 })).toBe(false);
     await node.stop();
   });
 

@@ -19,6 +19,7 @@
  * stalled frame fell behind the replay window and the stream failed.
  */
 import {
+  AbortError,
   coalesceWrites,
   concatBytes,
   defineLayer,
@@ -189,8 +190,9 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
  * takes the `message` and `stream` hooks of the transport below (`@deccom/tcp`); observes
  * `connection-close` to start a fresh handshake on the next connection, and with the
  * transport's `connectionState` (optional) fails a handshake as soon as no connection to
- * its peer is open or being made. Provides `sendMessage`, `sendStream` and
- * `secureStreamSession`; offers `message` and `stream`.
+ * its peer is open or being made. Provides `sendMessage`, `sendStream`, `openConnection`
+ * (the transport's connection and the handshake on it) and `secureStreamSession`; offers
+ * `message` and `stream`.
  */
 export function noiseStream(options: NoiseStreamOptions = {}) {
   const mode = options.mode ?? 'encrypt';
@@ -214,10 +216,10 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
     type: 'noise-stream',
     name: options.name,
     needs: ['sendMessage', 'sendStream'],
-    optional: ['closeConnection', 'connectionState'],
+    optional: ['openConnection', 'closeConnection', 'connectionState'],
     takes: ['message', 'stream'],
     takesOptional: ['connection-close'],
-    provides: ['sendMessage', 'sendStream', 'secureStreamSession'],
+    provides: ['sendMessage', 'sendStream', 'openConnection', 'secureStreamSession'],
     offers: { message: 'exclusive', stream: 'exclusive', 'noise-session-open': 'event', 'noise-session-close': 'event', 'noise-handshake-error': 'event' },
     create: (ctx) => {
       const crypto = options.crypto ?? defaultNoiseCrypto();
@@ -386,6 +388,54 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         // connection's introduction (the transport confirms the peer's id after it left).
         sendRaw(id, withKind(STREAM_MESSAGE.handshake1, handshake.writeMessage(EMPTY)), EARLY);
         return entry.promise;
+      };
+
+      /**
+       * The session with `id` for a call with `options`: its `signal` and `timeoutMs` bound
+       * the wait for a handshake (the handshake itself goes on for other callers). Resolves
+       * with the session and what is left of `options.timeoutMs` for the rest of the call.
+       */
+      const sessionFor = (id: NodeId, options: SendOptions | undefined): Promise<StreamSession> | StreamSession => {
+        const session = running ? sessions.get(id.hex) : undefined;
+        if (session) return session;
+        const signal = options?.signal;
+        const timeoutMs = options?.timeoutMs;
+        if (signal === undefined && timeoutMs === undefined) return ensureSession(id);
+        if (signal?.aborted) return Promise.reject(new AbortError(`noise-stream: aborted before the handshake with ${id.short}`, { cause: signal.reason }));
+        return new Promise<StreamSession>((resolve, reject) => {
+          let timer: TimerHandle | undefined;
+          const settle = (): void => {
+            if (timer !== undefined) ctx.clock.clearTimeout(timer);
+            signal?.removeEventListener('abort', onAbort);
+          };
+          const onAbort = (): void => {
+            settle();
+            reject(new AbortError(`noise-stream: aborted while waiting for the handshake with ${id.short}`, { cause: signal?.reason }));
+          };
+          signal?.addEventListener('abort', onAbort, { once: true });
+          if (timeoutMs !== undefined) {
+            timer = ctx.clock.setTimeout(() => {
+              settle();
+              reject(new NoiseError('HANDSHAKE_TIMEOUT', `no stream handshake with ${id.short} within ${timeoutMs} ms (options.timeoutMs)`));
+            }, timeoutMs);
+          }
+          ensureSession(id).then(
+            (established) => {
+              settle();
+              resolve(established);
+            },
+            (error: unknown) => {
+              settle();
+              reject(error);
+            },
+          );
+        });
+      };
+
+      /** `options` with `timeoutMs` less what has passed since `startedAt` (at least 1 ms). */
+      const remaining = (options: SendOptions | undefined, startedAt: number): SendOptions | undefined => {
+        if (options?.timeoutMs === undefined) return options;
+        return { ...options, timeoutMs: Math.max(1, options.timeoutMs - (ctx.clock.now() - startedAt)) };
       };
 
       // --- sealing --------------------------------------------------------------------
@@ -785,27 +835,26 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         })();
       };
 
-      const onStream = (source: AsyncIterable<Uint8Array>, from: NodeId, address: Address): void => {
+      const onStream = (source: AsyncIterable<Uint8Array>, from: NodeId, address: Address): unknown => {
         const slot = ctx.slots.stream;
-        const decrypted = openStream(source, from);
-        if (slot) {
-          slot(decrypted, from, address);
-          return;
+        if (!slot) {
+          // Refused, as the transport refuses a stream nobody takes: the sender learns it
+          // (STREAM_REFUSED) rather than seeing its data taken and dropped. Its start frame
+          // is never read; the session's counter it used is simply never seen.
+          counters.drop('no-receiver');
+          return false;
         }
-        counters.drop('no-receiver');
-        void (async () => {
-          try {
-            for await (const chunk of decrypted) void chunk;
-          } catch {
-            // Counted by the parser.
-          }
-        })();
+        const decrypted = openStream(source, from);
+        // The application's handler may refuse it too; the transport then fails what began reading it.
+        return slot(decrypted, from, address);
       };
 
       // --- send ---------------------------------------------------------------------------
 
       const sendMessage = async (to: NodeId, data: Uint8Array, sendOptions?: SendOptions): Promise<void> => {
-        const session = await ensureSession(to);
+        const startedAt = ctx.clock.now();
+        const session = await sessionFor(to, sendOptions);
+        sendOptions = remaining(sendOptions, startedAt);
         const counter = session.sendCounter++;
         const out = new Uint8Array(SEALED_HEADER_LENGTH + data.length + TAG_LENGTH);
         out[0] = STREAM_MESSAGE.sealed;
@@ -841,7 +890,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
        * cipher produced it (never copied) and its tag, which travels with the next frame's
        * header when the same source chunk has more (never held back past the chunk).
        */
-      async function* sealStream(session: StreamSession, source: ByteSource): AsyncGenerator<Uint8Array> {
+      async function* sealStream(session: StreamSession, source: ByteSource, giveUp: AbortSignal): AsyncGenerator<Uint8Array> {
         const ad = new Uint8Array(STREAM_HEADER_LENGTH + 1);
         ad[0] = STREAM_MAGIC;
         ad.set(ctx.random.bytes(8), 1);
@@ -895,7 +944,9 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         // frame (a synchronous source's fill up; an asynchronous source's go out by the next
         // turn of the event loop): a frame's fixed costs (a cipher context, the tag, its
         // pieces down the transport) are worth several times the copy, even for 64 KiB writes.
-        const chunks = coalesceWrites(source, { below: STREAM_FRAME_PLAINTEXT, max: STREAM_FRAME_PLAINTEXT });
+        // `giveUp` aborts once the transport has failed the stream: a source that never
+        // yields again must not hold this generator.
+        const chunks = coalesceWrites(source, { below: STREAM_FRAME_PLAINTEXT, max: STREAM_FRAME_PLAINTEXT, signal: giveUp });
         if (typeof (chunks as Partial<AsyncIterable<Uint8Array>>)[Symbol.asyncIterator] !== 'function') {
           for (const chunk of chunks as Iterable<Uint8Array>) yield* seal(chunk);
         } else {
@@ -906,15 +957,30 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
       }
 
       const sendStream = async (to: NodeId, source: ByteSource, sendOptions?: SendOptions): Promise<void> => {
-        const session = await ensureSession(to);
-        await ctx.below.sendStream(to, sealStream(session, source), sendOptions);
+        const startedAt = ctx.clock.now();
+        const session = await sessionFor(to, sendOptions);
+        const giveUp = new AbortController();
+        try {
+          await ctx.below.sendStream(to, sealStream(session, source, giveUp.signal), remaining(sendOptions, startedAt));
+        } catch (error) {
+          // The transport stopped reading the sealed stream, perhaps while it waited on the
+          // caller's source: that wait is given up and the source told to end.
+          giveUp.abort(error);
+          throw error;
+        }
       };
 
       return {
         provides: {
           sendMessage,
           sendStream,
-          secureStreamSession: async (id: NodeId) => (await ensureSession(id)).info,
+          secureStreamSession: async (id: NodeId, sessionOptions?: SendOptions) => (await sessionFor(id, sessionOptions)).info,
+          openConnection: async (to: NodeId, openOptions?: SendOptions) => {
+            // Open means ready for sealed traffic: the transport's connection, then the handshake on it.
+            const startedAt = ctx.clock.now();
+            if (ctx.below.openConnection) await ctx.below.openConnection(to, openOptions);
+            await sessionFor(to, remaining(openOptions, startedAt));
+          },
         },
         takes: {
           message: onMessage,

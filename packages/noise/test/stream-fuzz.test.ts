@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createNode, Identity, seededRandom, type Random } from '@deccom/core';
 import { NoiseError, noiseStream } from '../src/index.js';
 import { Pipe } from './stream-harness.js';
+import { sleep } from './helpers.js';
 
 const stops: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -25,7 +26,6 @@ function mutate(random: Random, valid: Uint8Array): Uint8Array {
 }
 
 const MESSAGES = Number(process.env["FUZZ_MESSAGES"] ?? 100_000);
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('noiseStream() receive fuzz', () => {
   it('100,000 mutated messages, 2,000 replayed and 500 live mutated streams', { timeout: 300_000 }, async () => {

@@ -9,6 +9,7 @@ import { tcp, type TcpOptions } from '@deccom/tcp';
 import { nobleNoiseCrypto, nodeNoiseCrypto, NoiseError, noiseStream, STREAM_FRAME_PLAINTEXT, STREAM_MESSAGE, type NoiseCrypto, type NoiseStreamOptions } from '../src/index.js';
 import { STREAM_HEADER_LENGTH } from '../src/wire.js';
 import { Pipe } from './stream-harness.js';
+import { sleep, waitFor } from './helpers.js';
 
 const stops: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -17,15 +18,6 @@ afterEach(async () => {
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 const decode = (b: Uint8Array): string => new TextDecoder().decode(b);
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-async function waitFor(predicate: () => boolean, maxMs = 10_000): Promise<boolean> {
-  const deadline = Date.now() + maxMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) return false;
-    await sleep(2);
-  }
-  return true;
-}
 
 function pipeNode(pipe: Pipe, options: NoiseStreamOptions = {}, identity = Identity.generate()) {
   const node = createNode({ identity, layers: [pipe.layer(), noiseStream(options)] });
@@ -684,5 +676,50 @@ describe('noiseStream() over @deccom/tcp on 127.0.0.1', () => {
     }
     expect(keys.size).toBe(20);
     expect(counter(a, 'handshakes-failed.connection-closed') + counter(a, 'handshakes-failed.timeout')).toBe(0);
+  });
+});
+
+describe('noiseStream() openConnection and per-call options', () => {
+  it('openConnection returns once the session is up: the first message after it needs no handshake', async () => {
+    const pipe = new Pipe();
+    const a = pipeNode(pipe);
+    const b = pipeNode(pipe);
+    await a.node.start();
+    await b.node.start();
+    await a.node.openConnection(b.node.id);
+    expect(counter(a.node, 'handshakes-completed')).toBe(1);
+    const session = await a.node.secureStreamSession(b.node.id);
+    expect(session.remoteId.equals(b.node.id)).toBe(true);
+    let handshakeMessages = 0;
+    pipe.onMessage = (data) => {
+      if (data[0] !== STREAM_MESSAGE.sealed) handshakeMessages++;
+      return data;
+    };
+    await a.node.sendMessage(b.node.id, text('after open'));
+    expect(await waitFor(() => b.messages.length === 1)).toBe(true);
+    expect(handshakeMessages).toBe(0);
+  });
+
+  it("a call's timeoutMs and signal bound its wait for a handshake that gets no answer; the handshake's own timeout is longer", async () => {
+    const pipe = new Pipe();
+    const a = pipeNode(pipe, { handshakeTimeoutMs: 30_000 });
+    const b = pipeNode(pipe);
+    await a.node.start();
+    await b.node.start();
+    pipe.onMessage = () => undefined; // nothing arrives
+    const started = Date.now();
+    await expect(a.node.secureStreamSession(b.node.id, { timeoutMs: 50 })).rejects.toMatchObject({ code: 'HANDSHAKE_TIMEOUT' });
+    await expect(a.node.sendMessage(b.node.id, text('x'), { timeoutMs: 50 })).rejects.toMatchObject({ code: 'HANDSHAKE_TIMEOUT' });
+    await expect(a.node.openConnection(b.node.id, { timeoutMs: 50 })).rejects.toMatchObject({ code: 'HANDSHAKE_TIMEOUT' });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    const controller = new AbortController();
+    const sending = a.node.sendStream(b.node.id, [text('y')], { signal: controller.signal });
+    controller.abort(new Error('caller gave up'));
+    await expect(sending).rejects.toMatchObject({ code: 'ABORTED' });
+    const aborted = new AbortController();
+    aborted.abort();
+    await expect(a.node.sendMessage(b.node.id, text('z'), { signal: aborted.signal })).rejects.toMatchObject({ code: 'ABORTED' });
+    // Every bounded call waited on the one handshake, which goes on (to its own timeout).
+    expect(counter(a.node, 'handshakes-initiated')).toBe(1);
   });
 });

@@ -5,20 +5,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createNode, Identity } from '@deccom/core';
 import { udp } from '@deccom/udp';
 import { noise, type NoiseMode, type NoiseOptions } from '../src/index.js';
+import { waitFor } from './helpers.js';
 
 const stops: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const stop of stops.splice(0)) await stop();
 });
-
-async function waitFor(predicate: () => boolean, maxMs = 10_000): Promise<boolean> {
-  const deadline = Date.now() + maxMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-  return true;
-}
 
 /** Two started nodes over udp on 127.0.0.1 with `noise(options)`. */
 async function udpPair(options: NoiseOptions) {

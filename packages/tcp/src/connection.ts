@@ -135,11 +135,22 @@ interface OutStream {
   /** Why the stream must stop (cancelled by the receiver, connection closed). */
   stop: Error | undefined;
   wake: (() => void) | undefined;
+  /** Told once the stream must stop, to give up a wait on the source. */
+  cancel: ((reason: Error) => void) | undefined;
 }
 
 type ConnectionState = 'handshake' | 'open' | 'closed';
 
 let sequence = 0;
+
+/** Stops `stream` for `reason` (the first reason stands): wakes what it waits on, the source included. */
+function halt(stream: OutStream, reason: Error): void {
+  if (!stream.stop) {
+    stream.stop = reason;
+    stream.cancel?.(reason);
+  }
+  stream.wake?.();
+}
 
 /** End of a tick in which `connection` wrote: one module-level function, so no closure per connection. */
 function endOfTick(connection: Connection): void {
@@ -379,11 +390,12 @@ export class Connection implements IncomingStreamHost, FrameSink {
         const { streamId, code } = decodeStreamCode(body);
         const out = this.outStreams.get(streamId);
         if (out) {
-          out.stop ??=
+          halt(
+            out,
             code === CANCEL_BY_CONSUMER
               ? new StreamError('STREAM_CANCELLED', 'tcp: the receiver stopped reading the stream')
-              : new StreamError('STREAM_REFUSED', code === CANCEL_NO_RECEIVER ? 'tcp: the receiver takes no streams' : 'tcp: the receiver has too many open streams');
-          out.wake?.();
+              : new StreamError('STREAM_REFUSED', code === CANCEL_NO_RECEIVER ? 'tcp: the receiver takes no streams' : 'tcp: the receiver has too many open streams'),
+          );
         }
         return;
       }
@@ -435,6 +447,8 @@ export class Connection implements IncomingStreamHost, FrameSink {
     if (!this.host.stream(this, stream)) {
       this.inStreams.set(id, null);
       this.writeRaw(encodeStreamCode(FRAME_STREAM_CANCEL, id, CANCEL_NO_RECEIVER));
+      // A layer above may have begun reading it before it found nobody to hand it to.
+      stream.fail(new StreamError('STREAM_REFUSED', 'tcp: the stream was refused: nobody takes streams'));
     }
   }
 
@@ -625,7 +639,7 @@ export class Connection implements IncomingStreamHost, FrameSink {
   openStream(): number {
     const id = this.nextStreamId++;
     if (id > 0xffff_ffff) throw new ConnectionError('CONNECTION_CLOSED', 'tcp: stream ids exhausted on this connection');
-    this.outStreams.set(id, { id, credit: this.remote!.streamWindow, endWritten: false, acknowledged: false, stop: undefined, wake: undefined });
+    this.outStreams.set(id, { id, credit: this.remote!.streamWindow, endWritten: false, acknowledged: false, stop: undefined, wake: undefined, cancel: undefined });
     this.hot.bytesOut += FRAME_HEADER_LENGTH + 4;
     this.writeRaw(encodeStreamFrame(FRAME_STREAM_OPEN, id));
     return id;
@@ -696,14 +710,15 @@ export class Connection implements IncomingStreamHost, FrameSink {
   /**
    * Sends `source` as stream `id` (opened with {@link openStream}), with credit and
    * admission. `onEnd` runs once the END is written (the receiver frees the stream's slot
-   * when it reads it), before the receiver confirms it.
+   * when it reads it), before the receiver confirms it. `cancel` is called once if the
+   * stream must stop (aborted, cancelled or refused by the receiver, connection closed): it
+   * should make a pending wait on `source` reject, else a source that never yields again
+   * would hold this call.
    */
-  async sendStream(id: number, source: ByteSource, signal: AbortSignal | undefined, onEnd?: () => void): Promise<void> {
+  async sendStream(id: number, source: ByteSource, signal: AbortSignal | undefined, onEnd?: () => void, cancel?: (reason: Error) => void): Promise<void> {
     const stream = this.outStreams.get(id)!;
-    const onAbort = (): void => {
-      stream.stop ??= new AbortError('tcp: the stream was aborted', { cause: signal?.reason });
-      stream.wake?.();
-    };
+    stream.cancel = cancel;
+    const onAbort = (): void => halt(stream, new AbortError('tcp: the stream was aborted', { cause: signal?.reason }));
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       if (signal?.aborted) onAbort();
@@ -808,10 +823,7 @@ export class Connection implements IncomingStreamHost, FrameSink {
     else this.settleReady(reason ?? new ConnectionError('CONNECT_FAILED', 'tcp: closed during the introduction', NO_STACK));
     if (this.outStreams.size > 0 || this.inStreams.size > 0) {
       const stop = new ConnectionError('CONNECTION_CLOSED', 'tcp: the connection closed', { cause: reason, captureStack: false });
-      for (const stream of this.outStreams.values()) {
-        stream.stop ??= stop;
-        stream.wake?.();
-      }
+      for (const stream of this.outStreams.values()) halt(stream, stop);
       for (const stream of this.inStreams.values()) stream?.fail(stop);
       this.inStreams.clear();
     }

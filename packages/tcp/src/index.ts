@@ -491,8 +491,9 @@ export function tcp(options: TcpOptions = {}) {
             ctx.counters.drop('no-receiver');
             return false;
           }
+          // A layer above that re-offers the hook may find nobody above it either.
+          if (slot(stream, connection.remoteId!, connection.remoteAddress) === false) return false;
           streamsIn++;
-          slot(stream, connection.remoteId!, connection.remoteAddress);
           return true;
         },
         goaway: (connection) => {
@@ -987,8 +988,10 @@ export function tcp(options: TcpOptions = {}) {
                 throw error;
               }
               streamsOut++;
-              // Small writes are gathered (copied) into chunks of up to 64 KiB: each chunk costs a frame and a socket write.
-              await opened!.connection.sendStream(opened!.id, coalesceWrites(source), signal, release);
+              // Small writes are gathered (copied) into chunks of up to 64 KiB: each chunk costs a
+              // frame and a socket write. A stream that must stop gives up its wait on the source.
+              const giveUp = new AbortController();
+              await opened!.connection.sendStream(opened!.id, coalesceWrites(source, { signal: giveUp.signal }), signal, release, (reason) => giveUp.abort(reason));
             } finally {
               release();
             }

@@ -71,6 +71,34 @@ const sha256 = (parts: Iterable<Uint8Array>): string => {
 
 const codeOf = (error: unknown): string | undefined => (error instanceof DecComError ? error.code : undefined);
 
+/**
+ * A source that yields `first`, then waits for a next chunk that never comes unless its
+ * `return()` is called (as an app's stream would, whose producer went quiet).
+ */
+function stalledSource(first: Uint8Array): AsyncIterableIterator<Uint8Array> & { readonly waiting: boolean; readonly returned: boolean } {
+  let calls = 0;
+  let release: ((result: IteratorResult<Uint8Array>) => void) | undefined;
+  const state = {
+    waiting: false,
+    returned: false,
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    next(): Promise<IteratorResult<Uint8Array>> {
+      if (calls++ === 0) return Promise.resolve({ done: false, value: first });
+      if (state.returned) return Promise.resolve({ done: true, value: undefined });
+      state.waiting = true;
+      return new Promise((resolve) => (release = resolve));
+    },
+    return(): Promise<IteratorResult<Uint8Array>> {
+      state.returned = true;
+      release?.({ done: true, value: undefined });
+      return Promise.resolve({ done: true, value: undefined });
+    },
+  };
+  return state;
+}
+
 async function withNodes(make: () => Promise<MessageTransportHarness>, count: number, body: (h: MessageTransportHarness, nodes: MessageNode[]) => Promise<void>): Promise<void> {
   const harness = await make();
   try {
@@ -233,6 +261,25 @@ export function streamConformanceCases(make: () => Promise<MessageTransportHarne
         }),
     },
     {
+      name: 'a stream handler that returns false refuses the stream: sendStream rejects with STREAM_REFUSED',
+      run: () =>
+        withNodes(make, 2, async (h, [a, b]) => {
+          let offered = 0;
+          const release = b!.handle('stream', () => {
+            offered++;
+            return false;
+          });
+          await assert.rejects(a!.sendStream(b!.id, [bytes(100, 2)]), (error: unknown) => codeOf(error) === 'STREAM_REFUSED');
+          assert.equal(offered, 1);
+          // The refusal costs the connection nothing: a stream taken afterwards arrives.
+          release();
+          const { done } = streamSink(b!);
+          await a!.sendStream(b!.id, [bytes(100, 3)]);
+          assert.ok(await h.waitFor(() => done.length === 1, 10_000));
+          assert.equal(done[0]!.length, 100);
+        }),
+    },
+    {
       name: 'a failing source rejects sendStream with its error and fails the receiving iteration',
       run: () =>
         withNodes(make, 2, async (h, [a, b]) => {
@@ -246,6 +293,51 @@ export function streamConformanceCases(make: () => Promise<MessageTransportHarne
           await assert.rejects(a!.sendStream(b!.id, source), (error: unknown) => error === failure);
           assert.ok(await h.waitFor(() => done.length === 1, 10_000));
           assert.ok(done[0]!.error instanceof DecComError, 'the receiver sees a typed error, not a clean end');
+        }),
+    },
+    {
+      name: 'a source that stalls does not hold sendStream: an abort rejects it and the source is told to end',
+      run: () =>
+        withNodes(make, 2, async (h, [a, b]) => {
+          const { done } = streamSink(b!);
+          const source = stalledSource(bytes(1000, 3));
+          const controller = new AbortController();
+          const sending = a!.sendStream(b!.id, source, { signal: controller.signal });
+          sending.catch(() => undefined);
+          assert.ok(await h.waitFor(() => source.waiting, 10_000), 'the sender never asked for the second chunk');
+          controller.abort(new Error('the caller gave up'));
+          await assert.rejects(sending, (error: unknown) => codeOf(error) === 'ABORTED');
+          assert.ok(await h.waitFor(() => source.returned, 5_000), "the source's return() was not called");
+          assert.ok(await h.waitFor(() => done.length === 1, 10_000));
+          assert.ok(done[0]!.error instanceof DecComError, 'the receiver sees a typed error, not a clean end');
+        }),
+    },
+    {
+      name: 'a source that stalls does not hold sendStream once the receiver goes away',
+      run: () =>
+        withNodes(make, 2, async (h, [a, b]) => {
+          streamSink(b!);
+          const source = stalledSource(bytes(1000, 4));
+          const sending = a!.sendStream(b!.id, source);
+          sending.catch(() => undefined);
+          assert.ok(await h.waitFor(() => source.waiting, 10_000), 'the sender never asked for the second chunk');
+          await b!.stop();
+          await assert.rejects(sending, (error: unknown) => error instanceof DecComError);
+          assert.ok(await h.waitFor(() => source.returned, 5_000), "the source's return() was not called");
+        }),
+    },
+    {
+      name: 'a source that stalls does not hold the sender stop(): its sendStream rejects',
+      run: () =>
+        withNodes(make, 2, async (h, [a, b]) => {
+          streamSink(b!);
+          const source = stalledSource(bytes(1000, 5));
+          const sending = a!.sendStream(b!.id, source);
+          sending.catch(() => undefined);
+          assert.ok(await h.waitFor(() => source.waiting, 10_000), 'the sender never asked for the second chunk');
+          await a!.stop();
+          await assert.rejects(sending, (error: unknown) => error instanceof DecComError);
+          assert.ok(await h.waitFor(() => source.returned, 5_000), "the source's return() was not called");
         }),
     },
     {
@@ -284,10 +376,16 @@ export function streamConformanceCases(make: () => Promise<MessageTransportHarne
             const data = new Uint8Array(20_000);
             data[0] = i >> 8;
             data[1] = i & 0xff;
-            sends.push(a!.sendMessage(b!.id, data).then(() => void accepted.push(i)));
+            // Handled at once: a send that stop rejects must not count as an unhandled rejection.
+            sends.push(
+              a!.sendMessage(b!.id, data).then(
+                () => void accepted.push(i),
+                () => undefined,
+              ),
+            );
           }
           await Promise.all([a!.stop(), a!.stop()]);
-          await Promise.allSettled(sends);
+          await Promise.all(sends);
           assert.ok(accepted.length > 0);
           assert.ok(await h.waitFor(() => accepted.every((i) => received.has(i)), 10_000), `lost ${accepted.filter((i) => !received.has(i)).length} accepted messages`);
           await assert.rejects(a!.sendMessage(b!.id, Uint8Array.of(1)), (error: unknown) => error instanceof StateError);
