@@ -18,7 +18,11 @@ let skipped = 0;
 if (existsSync(outFile)) {
   const report = JSON.parse(readFileSync(outFile, 'utf8'));
   passed = report.numPassedTests ?? 0;
-  failed = (report.numFailedTests ?? 0) + (report.numFailedTestSuites ?? 0);
+  // A test file that fails before its tests run (an import error) has no failed test to
+  // count: it counts as one. vitest's numFailedTestSuites is not used for this, as it also
+  // counts every describe block around a failed test.
+  const unloaded = (report.testResults ?? []).filter((file) => file.status === 'failed' && !(file.assertionResults ?? []).some((test) => test.status === 'failed')).length;
+  failed = (report.numFailedTests ?? 0) + unloaded;
   skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
 } else {
   failed = 1;
