@@ -29,6 +29,7 @@
 import { setMaxListeners } from 'node:events';
 import {
   addressKey,
+  coalesceWrites,
   defineLayer,
   type Capabilities,
   InvalidArgumentError,
@@ -332,7 +333,9 @@ async function* throughLink(
   };
   const producer = (async () => {
     try {
-      for await (const chunk of source) {
+      // Chunks as they are (nothing gathered: `below` 0), with a wait on the source that the
+      // signal gives up (a source that stalls cannot hold the producer once the stream stops).
+      for await (const chunk of coalesceWrites(source, { below: 0, signal })) {
         while (ready.length > 0 && readyBytes >= capacity && !signal.aborted) await new Promise<void>((resolve) => (wakeProducer = resolve));
         if (signal.aborted) throw signal.reason;
         const sentAt = limited(profile) ? links.transmit(key, chunk.byteLength, profile.bandwidthBytesPerSecond) : link.now();
@@ -355,6 +358,7 @@ async function* throughLink(
   signal.addEventListener('abort', onAbort, { once: true });
   try {
     for (;;) {
+      if (link.signal?.aborted) throw link.signal.reason;
       const next = ready.shift();
       if (next !== undefined) {
         readyBytes -= next.chunk.byteLength;
@@ -560,11 +564,15 @@ function buildStreamDelay(ctx: StreamDelayContext, config: StreamDelayConfig) {
         sendStream: async (to: NodeId, source: ByteSource, sendOptions?: SendOptions) => {
           const profile = profileFor(to);
           ctx.counters.add('delayed-streams');
-          await ctx.below.sendStream(
-            to,
-            throughLink(source, { waitUntil, now: () => ctx.clock.now(), links, key: to.hex, profile, signal: sendOptions?.signal, maxBuffered }),
-            sendOptions,
-          );
+          // Aborted when the transport fails the stream: a wait on the source is given up.
+          const giveUp = new AbortController();
+          const signal = sendOptions?.signal ? AbortSignal.any([sendOptions.signal, giveUp.signal]) : giveUp.signal;
+          try {
+            await ctx.below.sendStream(to, throughLink(source, { waitUntil, now: () => ctx.clock.now(), links, key: to.hex, profile, signal, maxBuffered }), sendOptions);
+          } catch (error) {
+            giveUp.abort(error);
+            throw error;
+          }
         },
       };
 
