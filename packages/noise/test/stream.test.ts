@@ -4,10 +4,11 @@
  * sockets on loopback.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createNode, defineLayer, Identity, InvalidArgumentError, NodeId, type Address, type PeerRecord } from '@deccom/core';
+import { createNode, Identity, InvalidArgumentError, NodeId, type PeerRecord } from '@deccom/core';
 import { tcp, type TcpOptions } from '@deccom/tcp';
 import { nobleNoiseCrypto, nodeNoiseCrypto, NoiseError, noiseStream, STREAM_FRAME_PLAINTEXT, STREAM_MESSAGE, type NoiseCrypto, type NoiseStreamOptions } from '../src/index.js';
 import { STREAM_HEADER_LENGTH } from '../src/wire.js';
+import { directoryLayer } from '@deccom/core/testing';
 import { Pipe } from './stream-harness.js';
 import { sleep, waitFor } from './helpers.js';
 
@@ -464,16 +465,7 @@ describe('noiseStream() over an in-process transport', () => {
 /** The smallest discovery for tcp: a shared address book. */
 function book() {
   const records = new Map<string, PeerRecord>();
-  let port = 41_000;
-  const layer = () => {
-    const address: Address = { host: '127.0.0.1', port: port++ };
-    return defineLayer({
-      type: 'book',
-      provides: ['localAddress', 'getPeer'],
-      create: () => ({ provides: { localAddress: () => address, getPeer: (id: NodeId) => records.get(id.hex) } }),
-    });
-  };
-  return { records, layer };
+  return { records, layer: () => directoryLayer(records, '127.0.0.1') };
 }
 
 /** Two started nodes over tcp with `noiseStream(options)` (`optionsB` for b when given), each in the other's address book. */

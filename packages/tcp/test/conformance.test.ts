@@ -1,36 +1,18 @@
 import { describe, it } from 'vitest';
-import { streamConformanceCases, type MessageTransportHarness } from '@deccom/core/testing';
-import { Book, HOSTS, makeNode, sleep, startIn, waitFor, type TestNode } from './helpers.js';
+import { createNode } from '@deccom/core';
+import { directoryLayer, loopbackMessageHarness, streamConformanceCases } from '@deccom/core/testing';
+import { tcp } from '../src/index.js';
+import { HOSTS } from './helpers.js';
 
 const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 const WINDOW = 512 * 1024;
 
 function harness(host: string) {
-  return async (): Promise<MessageTransportHarness> => {
-    const book = new Book();
-    const nodes: TestNode[] = [];
-    const options = { maxMessageBytes: MAX_MESSAGE_BYTES, streamWindowBytes: WINDOW, closeTimeoutMs: 2000 };
-    return {
-      maxMessageBytes: MAX_MESSAGE_BYTES,
-      streamBufferBound: WINDOW,
-      createNodes: async (count) => {
-        const created = Array.from({ length: count }, () => makeNode(book, host, options));
-        nodes.push(...created);
-        for (const node of created) await startIn(book, node);
-        return created;
-      },
-      createIdleNode: () => {
-        const node = makeNode(book, host, options);
-        nodes.push(node);
-        return node;
-      },
-      waitFor,
-      settle: sleep,
-      cleanup: async () => {
-        await Promise.all(nodes.map((n) => n.stop()));
-      },
-    };
-  };
+  return loopbackMessageHarness({
+    make: (directory) => createNode({ layers: [directoryLayer(directory, host), tcp({ host, maxMessageBytes: MAX_MESSAGE_BYTES, streamWindowBytes: WINDOW, closeTimeoutMs: 2000 })] }),
+    maxMessageBytes: MAX_MESSAGE_BYTES,
+    streamBufferBound: WINDOW,
+  });
 }
 
 for (const host of HOSTS) {

@@ -24,4 +24,12 @@ export { VirtualClock } from './virtual-clock.js';
 export { MemoryNetwork, Nat, type LinkOptions, type NatOptions, type NatType, type Endpoint, type NetworkStats, type NetworkEvent, type MemoryNetworkOptions } from './memory-network.js';
 export { memoryTransport, MEMORY_PROTOCOL, type MemoryTransportOptions } from './memory-transport.js';
 export { transportConformanceCases, type ConformanceCase, type ConformanceNode, type TransportHarness } from './conformance.js';
-export { streamConformanceCases, type MessageNode, type MessageTransportHarness } from './stream-conformance.js';
+export {
+  streamConformanceCases,
+  loopbackMessageHarness,
+  directoryLayer,
+  type MessageNode,
+  type MessageTransportHarness,
+  type DirectoryNode,
+  type LoopbackHarnessOptions,
+} from './stream-conformance.js';

@@ -14,10 +14,13 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import type { Address } from '../address.js';
 import type { ByteSource, HookHandler, SendOptions } from '../capabilities.js';
 import { bytesEqual } from '../bytes.js';
 import { DecComError, StateError } from '../errors.js';
 import type { NodeId } from '../identity.js';
+import { defineLayer } from '../layer.js';
+import type { PeerRecord } from '../peer-record.js';
 import type { ConformanceCase } from './conformance.js';
 
 /** The part of a node (with the transport under test) the suite uses. */
@@ -51,6 +54,76 @@ export interface MessageTransportHarness {
   settle(ms: number): Promise<void>;
   /** Stops every node and releases what the harness holds. */
   cleanup(): Promise<void>;
+}
+
+let directoryPort = 40_000;
+
+/**
+ * The smallest discovery for a connection transport under test: `localAddress` (on
+ * `host`, with a made-up port of its own) and `getPeer` answered from `directory`.
+ */
+export function directoryLayer(directory: ReadonlyMap<string, PeerRecord>, host: string) {
+  const address: Address = { host, port: directoryPort++ };
+  return defineLayer({
+    type: 'directory',
+    provides: ['localAddress', 'getPeer'],
+    create: () => ({ provides: { localAddress: () => address, getPeer: (id: NodeId) => directory.get(id.hex) } }),
+  });
+}
+
+/** A node a {@link loopbackMessageHarness} can start and publish. */
+export interface DirectoryNode extends MessageNode {
+  localPeer(): PeerRecord;
+}
+
+export interface LoopbackHarnessOptions {
+  /** A new, unstarted node whose discovery answers from `directory` (see {@link directoryLayer}). */
+  make(directory: ReadonlyMap<string, PeerRecord>): DirectoryNode;
+  readonly maxMessageBytes: number;
+  readonly streamBufferBound: number;
+}
+
+/**
+ * A {@link MessageTransportHarness} on real sockets and the real clock: nodes from
+ * `options.make`, each published in a shared directory once started, all stopped at
+ * cleanup.
+ */
+export function loopbackMessageHarness(options: LoopbackHarnessOptions): () => Promise<MessageTransportHarness> {
+  const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+  return async () => {
+    const directory = new Map<string, PeerRecord>();
+    const nodes: DirectoryNode[] = [];
+    const make = (): DirectoryNode => {
+      const node = options.make(directory);
+      nodes.push(node);
+      return node;
+    };
+    return {
+      maxMessageBytes: options.maxMessageBytes,
+      streamBufferBound: options.streamBufferBound,
+      createNodes: async (count) => {
+        const created = Array.from({ length: count }, make);
+        for (const node of created) {
+          await node.start();
+          directory.set(node.id.hex, node.localPeer());
+        }
+        return created;
+      },
+      createIdleNode: make,
+      waitFor: async (predicate, maxMs) => {
+        const deadline = Date.now() + maxMs;
+        while (!predicate()) {
+          if (Date.now() > deadline) return false;
+          await sleep(2);
+        }
+        return true;
+      },
+      settle: sleep,
+      cleanup: async () => {
+        await Promise.all(nodes.map((node) => node.stop()));
+      },
+    };
+  };
 }
 
 function bytes(length: number, seed: number): Uint8Array {
