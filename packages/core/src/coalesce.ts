@@ -108,32 +108,38 @@ export function coalesceWrites(source: ByteSource, options: CoalesceOptions = {}
   return (async function* () {
     const iterator = (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
     let exhausted = false;
-    let abandoned = false;
-    let onAbort: (() => void) | undefined;
-    // Rejects with the signal's reason once it aborts; raced against every wait on the source.
-    const aborted =
-      signal &&
-      new Promise<never>((_resolve, reject) => {
-        onAbort = () => {
-          abandoned = true;
-          reject(signal.reason);
-        };
-        if (signal.aborted) onAbort();
-        else signal.addEventListener('abort', onAbort, { once: true });
+    let abandoned = signal?.aborted === true;
+    // The current wait on the source, given up when the signal aborts. (Not a race against
+    // one long-lived "aborted" promise: each race would leave a reaction on it holding its
+    // result, and so every chunk of the stream, until the signal aborted or was dropped.)
+    let giveUp: ((reason: unknown) => void) | undefined;
+    const onAbort = (): void => {
+      abandoned = true;
+      giveUp?.(signal!.reason);
+    };
+    if (signal && !abandoned) signal.addEventListener('abort', onAbort, { once: true });
+    const settled = (pending: Promise<IteratorResult<Uint8Array>>): Promise<IteratorResult<Uint8Array>> => {
+      if (!signal) return pending;
+      if (abandoned) return Promise.reject(signal.reason);
+      return new Promise((resolve, reject) => {
+        giveUp = reject;
+        pending.then(resolve, reject);
       });
-    aborted?.catch(() => undefined);
+    };
     const out: Uint8Array[] = [];
     try {
       for (;;) {
         const pending = iterator.next();
         pending.catch(() => undefined);
-        if (fill > 0 && (await Promise.race(aborted ? [pending, nextTurn(), aborted] : [pending, nextTurn()])) === NOT_YET) yield take(false);
+        if (fill > 0 && (await Promise.race([pending, nextTurn()])) === NOT_YET) yield take(false);
         let result: IteratorResult<Uint8Array>;
         try {
-          result = await (aborted ? Promise.race([pending, aborted]) : pending);
+          result = await settled(pending);
         } catch (error) {
           if (!abandoned) exhausted = true;
           throw error;
+        } finally {
+          giveUp = undefined;
         }
         if (result.done) {
           exhausted = true;
@@ -147,7 +153,7 @@ export function coalesceWrites(source: ByteSource, options: CoalesceOptions = {}
       }
       if (fill > 0) yield take(false);
     } finally {
-      if (onAbort) signal!.removeEventListener('abort', onAbort);
+      signal?.removeEventListener('abort', onAbort);
       // Stopped early (the consumer failed or gave up): end the source, as for-await would;
       // abandoned, without waiting for it.
       if (abandoned) {

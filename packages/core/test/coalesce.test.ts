@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { coalesceWrites, COALESCE_BELOW_BYTES, COALESCE_MAX_BYTES } from '../src/index.js';
 
@@ -163,5 +165,30 @@ describe('coalesceWrites', () => {
     // Already aborted: the first wait rejects at once.
     const again = (coalesceWrites(stalled, { signal: controller.signal }) as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
     await expect(again.next()).rejects.toBe(reason);
+  });
+
+  it('holds no chunk it handed on while its signal is alive (a long stream is not kept in memory)', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const refs: WeakRef<Uint8Array>[] = [];
+    const source = (async function* () {
+      for (let i = 0; i < 40; i++) {
+        const chunk = new Uint8Array(COALESCE_BELOW_BYTES * 4);
+        refs.push(new WeakRef(chunk));
+        yield chunk;
+      }
+      // Stays open: the consumer stops before the end, with the signal still live.
+      await new Promise(() => undefined);
+    })();
+    const controller = new AbortController();
+    const iterator = (coalesceWrites(source, { signal: controller.signal }) as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+    for (let i = 0; i < 40; i++) expect((await iterator.next()).done).toBe(false);
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    const alive = refs.filter((ref) => ref.deref() !== undefined).length;
+    expect(alive).toBeLessThanOrEqual(2);
+    controller.abort(new Error('done'));
   });
 });
