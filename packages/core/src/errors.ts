@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'ABORTED'
   | 'PEER_NOT_FOUND'
   | 'INVALID_ARGUMENT'
+  | 'MESSAGE_TOO_LARGE'
   | 'INVALID_SIGNATURE'
   | 'INVALID_KEY'
   | 'UNSUPPORTED'
@@ -107,6 +108,21 @@ export class NotFoundError extends DecComError {
 export class InvalidArgumentError extends DecComError {
   constructor(message: string, options?: DecComErrorOptions) {
     super('INVALID_ARGUMENT', message, options);
+  }
+}
+
+/**
+ * A message longer than a transport (or a layer over it) carries: `size` bytes against
+ * at most `limit`, both in the caller's terms. One class for every layer, so a caller
+ * catches it the same way over tcp as over noise on tcp.
+ */
+export class MessageTooLargeError extends DecComError {
+  readonly size: number;
+  readonly limit: number;
+  constructor(size: number, limit: number, message = `a message of ${size} bytes exceeds the maximum of ${limit} bytes`, options?: DecComErrorOptions) {
+    super('MESSAGE_TOO_LARGE', message, options);
+    this.size = size;
+    this.limit = limit;
   }
 }
 

@@ -20,7 +20,9 @@ import { DecComError, type DecComErrorOptions } from '@deccom/core';
  * - `HANDSHAKE_REJECTED`: the local `accept` policy refused the peer.
  * - `IDENTITY_CANNOT_SIGN`: this node's identity cannot sign (a string identity), so it cannot authenticate.
  * - `CONNECTION_CLOSED`: the connection that carried a stream handshake closed before the handshake completed.
- * - `MESSAGE_TOO_LARGE`: a `noiseStream` message that, sealed, exceeds the transport's message limit (the error's `cause` is the transport's).
+ *
+ * A `noiseStream` message that, sealed, exceeds the transport's limit rejects with core's
+ * `MessageTooLargeError` in the caller's terms (its `cause` is the transport's).
  */
 export type NoiseErrorCode =
   | 'UNSUPPORTED_PROTOCOL'
@@ -36,8 +38,7 @@ export type NoiseErrorCode =
   | 'HANDSHAKE_TIMEOUT'
   | 'HANDSHAKE_REJECTED'
   | 'IDENTITY_CANNOT_SIGN'
-  | 'CONNECTION_CLOSED'
-  | 'MESSAGE_TOO_LARGE';
+  | 'CONNECTION_CLOSED';
 
 /** Every failure of the Noise handshake, transport or layer. */
 export class NoiseError extends DecComError {

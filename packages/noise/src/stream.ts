@@ -21,6 +21,7 @@
 import {
   AbortError,
   coalesceWrites,
+  MessageTooLargeError,
   concatBytes,
   defineLayer,
   dropReason,
@@ -875,11 +876,16 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
        * The transport's "message too large" restated for the caller's bytes: the transport
        * saw the sealed message, {@link SEALED_OVERHEAD} bytes longer than what was passed.
        */
-      const tooLargeInPlaintext = (error: unknown, size: number): NoiseError | undefined => {
-        const { code, limit } = (error ?? {}) as { code?: unknown; limit?: unknown };
-        if (code !== 'MESSAGE_TOO_LARGE' || typeof limit !== 'number') return undefined;
+      const tooLargeInPlaintext = (error: unknown, size: number): MessageTooLargeError | undefined => {
+        if (!(error instanceof MessageTooLargeError)) return undefined;
+        const limit = error.limit;
         const room = Math.max(0, limit - SEALED_OVERHEAD);
-        return new NoiseError('MESSAGE_TOO_LARGE', `noise-stream: a message of ${size} bytes exceeds the ${room} bytes a sealed message may carry (the transport's limit of ${limit} less ${SEALED_OVERHEAD} bytes of header and tag); send larger data as a stream`, { cause: error });
+        return new MessageTooLargeError(
+          size,
+          room,
+          `noise-stream: a message of ${size} bytes exceeds the ${room} bytes a sealed message may carry (the transport's limit of ${limit} less ${SEALED_OVERHEAD} bytes of header and tag); send larger data as a stream`,
+          { cause: error },
+        );
       };
 
       /**

@@ -5,7 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import { AbortError, InvalidArgumentError, WireError, type Address, type ByteSource, type NodeId, type ScopedClock, type TimerHandle } from '@deccom/core';
-import { ConnectionError, MessageTooLargeError, StreamError } from './errors.js';
+import { ConnectionError, messageTooLarge, StreamError } from './errors.js';
 import { IncomingStream, type IncomingStreamHost } from './incoming-stream.js';
 import {
   CANCEL_BY_CONSUMER,
@@ -615,7 +615,7 @@ export class Connection implements IncomingStreamHost, FrameSink {
   /** Writes a message frame. Returns a promise only when the caller's buffer is still in use. */
   writeMessage(data: Uint8Array): Promise<void> | undefined {
     const peerMax = this.remote!.maxMessageBytes;
-    if (data.byteLength > peerMax) throw new MessageTooLargeError(data.byteLength, peerMax, 'peer');
+    if (data.byteLength > peerMax) throw messageTooLarge(data.byteLength, peerMax, 'peer');
     this.hot.messagesOut++;
     this.hot.bytesOut += FRAME_HEADER_LENGTH + data.byteLength;
     if (data.byteLength <= STAGE_FRAME_LIMIT && !this.socket.destroyed && !this.socket.writableEnded) {

@@ -2,17 +2,11 @@
  * Errors of the TCP layer. Each has a stable `code`; wire problems are core's
  * `WireError` (a peer that sends one is disconnected with it as the reason).
  */
-import { DecComError, type DecComErrorOptions } from '@deccom/core';
+import { DecComError, MessageTooLargeError, type DecComErrorOptions } from '@deccom/core';
 
-/** A message longer than the local or the peer's maximum (`MESSAGE_TOO_LARGE`). */
-export class MessageTooLargeError extends DecComError {
-  readonly size: number;
-  readonly limit: number;
-  constructor(size: number, limit: number, whose: 'local' | 'peer') {
-    super('MESSAGE_TOO_LARGE', `tcp: a message of ${size} bytes exceeds the ${whose} maximum of ${limit} bytes`);
-    this.size = size;
-    this.limit = limit;
-  }
+/** Core's `MessageTooLargeError` (re-exported here), for a message over the local or the peer's maximum. */
+export function messageTooLarge(size: number, limit: number, whose: 'local' | 'peer'): MessageTooLargeError {
+  return new MessageTooLargeError(size, limit, `tcp: a message of ${size} bytes exceeds the ${whose} maximum of ${limit} bytes`);
 }
 
 export type ConnectionErrorCode =

@@ -49,10 +49,12 @@ import {
   type SendOptions,
 } from '@deccom/core';
 import { COPY_LIMIT_BYTES, Connection, EARLY_MESSAGE_BYTES, type ConnectionHost, type ConnectionSettings, type HotCounters, type Waiter } from './connection.js';
-import { ConnectionError, MessageTooLargeError } from './errors.js';
+import { ConnectionError, messageTooLarge } from './errors.js';
 import { encodeHello, FRAME_HEADER_LENGTH, MAX_U32, TCP_PROTOCOL } from './wire.js';
 
-export { ConnectionError, MessageTooLargeError, StreamError, type ConnectionErrorCode, type StreamErrorCode } from './errors.js';
+export { ConnectionError, StreamError, type ConnectionErrorCode, type StreamErrorCode } from './errors.js';
+/** Core's class, re-exported: the same class noise and other layers throw. */
+export { MessageTooLargeError } from '@deccom/core';
 export {
   TCP_PROTOCOL,
   MAGIC,
@@ -938,7 +940,7 @@ export function tcp(options: TcpOptions = {}) {
             requireRunning('sendMessage');
             checkPeerId(to, 'sendMessage');
             if (!(data instanceof Uint8Array)) throw new InvalidArgumentError('tcp.sendMessage: data must be a Uint8Array');
-            if (data.byteLength > settings.maxMessageBytes) throw new MessageTooLargeError(data.byteLength, settings.maxMessageBytes, 'local');
+            if (data.byteLength > settings.maxMessageBytes) throw messageTooLarge(data.byteLength, settings.maxMessageBytes, 'local');
             throwIfAborted(sendOptions?.signal);
             const peer = peerState(to);
             const active = peer.active;

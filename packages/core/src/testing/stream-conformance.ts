@@ -8,8 +8,8 @@
  * for (const c of streamConformanceCases(makeHarness)) it(c.name, c.run);
  * ```
  *
- * Error codes are part of the contract: a message over the maximum rejects with code
- * `MESSAGE_TOO_LARGE`, a stream the receiver stops reading with `STREAM_CANCELLED`, a
+ * Error codes are part of the contract: a message over the maximum rejects with core's
+ * `MessageTooLargeError` (code `MESSAGE_TOO_LARGE`), a stream the receiver stops reading with `STREAM_CANCELLED`, a
  * stream nobody takes with `STREAM_REFUSED`.
  */
 import assert from 'node:assert/strict';
@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import type { Address } from '../address.js';
 import type { ByteSource, HookHandler, SendOptions } from '../capabilities.js';
 import { bytesEqual } from '../bytes.js';
-import { DecComError, StateError } from '../errors.js';
+import { DecComError, MessageTooLargeError, StateError } from '../errors.js';
 import type { NodeId } from '../identity.js';
 import { defineLayer } from '../layer.js';
 import type { PeerRecord } from '../peer-record.js';
@@ -236,12 +236,16 @@ export function streamConformanceCases(make: () => Promise<MessageTransportHarne
         }),
     },
     {
-      name: 'rejects a message over the maximum with MESSAGE_TOO_LARGE, before sending',
+      name: 'rejects a message over the maximum with MessageTooLargeError (size and limit in the caller\'s terms), before sending',
       run: () =>
         withNodes(make, 2, async (h, [a, b]) => {
           let count = 0;
           b!.handle('message', () => void count++);
-          await assert.rejects(a!.sendMessage(b!.id, new Uint8Array(h.maxMessageBytes + 1)), (error: unknown) => codeOf(error) === 'MESSAGE_TOO_LARGE');
+          const size = h.maxMessageBytes + 1;
+          await assert.rejects(
+            a!.sendMessage(b!.id, new Uint8Array(size)),
+            (error: unknown) => error instanceof MessageTooLargeError && error.code === 'MESSAGE_TOO_LARGE' && error.size === size && error.limit === h.maxMessageBytes,
+          );
           await h.settle(50);
           assert.equal(count, 0);
         }),
