@@ -162,8 +162,7 @@ export function coalesceWrites(source: ByteSource, options: CoalesceOptions = {}
         } catch {
           // A source whose return() throws at once has ended as far as we are concerned.
         }
-      }
-      else if (!exhausted) await iterator.return?.();
+      } else if (!exhausted) await iterator.return?.();
     }
   })();
 }

@@ -21,11 +21,11 @@
 import {
   AbortError,
   coalesceWrites,
-  MessageTooLargeError,
   concatBytes,
   defineLayer,
   dropReason,
   InvalidArgumentError,
+  MessageTooLargeError,
   secureRandomBytes,
   WireError,
   StateError,
@@ -393,8 +393,8 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
 
       /**
        * The session with `id` for a call with `options`: its `signal` and `timeoutMs` bound
-       * the wait for a handshake (the handshake itself goes on for other callers). Resolves
-       * with the session and what is left of `options.timeoutMs` for the rest of the call.
+       * the wait for a handshake (the handshake itself goes on for other callers). The
+       * session itself when there is one (no promise on the hot path).
        */
       const sessionFor = (id: NodeId, options: SendOptions | undefined): Promise<StreamSession> | StreamSession => {
         const session = running ? sessions.get(id.hex) : undefined;
@@ -402,6 +402,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         const signal = options?.signal;
         const timeoutMs = options?.timeoutMs;
         if (signal === undefined && timeoutMs === undefined) return ensureSession(id);
+        if (timeoutMs !== undefined && !(timeoutMs >= 0)) return Promise.reject(new InvalidArgumentError(`noise-stream: options.timeoutMs must be a number >= 0, got ${String(timeoutMs)}`));
         if (signal?.aborted) return Promise.reject(new AbortError(`noise-stream: aborted before the handshake with ${id.short}`, { cause: signal.reason }));
         return new Promise<StreamSession>((resolve, reject) => {
           let timer: TimerHandle | undefined;

@@ -700,6 +700,7 @@ describe('noiseStream() openConnection and per-call options', () => {
     await a.node.start();
     await b.node.start();
     pipe.onMessage = () => undefined; // nothing arrives
+    await expect(a.node.sendMessage(b.node.id, text('x'), { timeoutMs: -1 })).rejects.toBeInstanceOf(InvalidArgumentError);
     const started = Date.now();
     await expect(a.node.secureStreamSession(b.node.id, { timeoutMs: 50 })).rejects.toMatchObject({ code: 'HANDSHAKE_TIMEOUT' });
     await expect(a.node.sendMessage(b.node.id, text('x'), { timeoutMs: 50 })).rejects.toMatchObject({ code: 'HANDSHAKE_TIMEOUT' });
