@@ -113,6 +113,8 @@ export const DEFAULT_DIAL_ATTEMPTS = 3;
 export const DEFAULT_RECONNECT_DELAY_MS = 100;
 export const DEFAULT_MAX_RECONNECT_DELAY_MS = 10_000;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+/** The longest wait a timer can hold (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 export const DEFAULT_KEEP_ALIVE_MS = 10_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
 /**
@@ -784,6 +786,14 @@ export function tcp(options: TcpOptions = {}) {
         if (to.equals(self)) throw new InvalidArgumentError(`tcp.${what}: cannot connect to this node itself`);
       };
 
+      /** A call's `timeoutMs`, when given, is a number of ms a timer can wait (NaN or -1 would fire at once). */
+      const checkTimeout = (sendOptions: SendOptions | undefined, what: string): void => {
+        const timeoutMs = sendOptions?.timeoutMs;
+        if (timeoutMs !== undefined && !(timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS)) {
+          throw new InvalidArgumentError(`tcp.${what}: options.timeoutMs must be a number from 0 to ${MAX_TIMER_MS}, got ${String(timeoutMs)}`);
+        }
+      };
+
       const onInbound = (socket: Socket): void => {
         if (!running || stopping) {
           socket.destroy();
@@ -885,6 +895,7 @@ export function tcp(options: TcpOptions = {}) {
           openConnection: async (to: NodeId, sendOptions?: SendOptions) => {
             requireRunning('openConnection');
             checkPeerId(to, 'openConnection');
+            checkTimeout(sendOptions, 'openConnection');
             throwIfAborted(sendOptions?.signal);
             const peer = peerState(to);
             if (usable(peer.active)) {
@@ -941,6 +952,7 @@ export function tcp(options: TcpOptions = {}) {
             checkPeerId(to, 'sendMessage');
             if (!(data instanceof Uint8Array)) throw new InvalidArgumentError('tcp.sendMessage: data must be a Uint8Array');
             if (data.byteLength > settings.maxMessageBytes) throw messageTooLarge(data.byteLength, settings.maxMessageBytes, 'local');
+            checkTimeout(sendOptions, 'sendMessage');
             throwIfAborted(sendOptions?.signal);
             const peer = peerState(to);
             const active = peer.active;
@@ -961,6 +973,7 @@ export function tcp(options: TcpOptions = {}) {
             if (source === null || typeof source !== 'object' || (!(Symbol.asyncIterator in source) && !(Symbol.iterator in source))) {
               throw new InvalidArgumentError('tcp.sendStream: source must be an iterable or async iterable of Uint8Array');
             }
+            checkTimeout(sendOptions, 'sendStream');
             throwIfAborted(sendOptions?.signal);
             const peer = peerState(to);
             const signal = sendOptions?.signal;

@@ -112,6 +112,24 @@ describe('lifecycle', () => {
     expect(a.localTcpPort()).toBeUndefined();
   });
 
+  it("refuses a call's timeoutMs that no timer can wait (NaN, negative, over 2^31 - 1 ms) with InvalidArgumentError", async () => {
+    const book = new Book();
+    const a = makeNode(book, '127.0.0.1');
+    const b = makeNode(book, '127.0.0.1');
+    nodes.push(a, b);
+    await startIn(book, a);
+    await startIn(book, b);
+    for (const timeoutMs of [Number.NaN, -1, 2 ** 31]) {
+      await expect(a.sendMessage(b.id, Uint8Array.of(1), { timeoutMs })).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(a.sendStream(b.id, [Uint8Array.of(1)], { timeoutMs })).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(a.openConnection(b.id, { timeoutMs })).rejects.toBeInstanceOf(InvalidArgumentError);
+    }
+    let got = 0;
+    b.handle('message', () => void got++);
+    await a.sendMessage(b.id, Uint8Array.of(1), { timeoutMs: 10_000 });
+    expect(await waitFor(() => got === 1)).toBe(true);
+  });
+
   it('checks its options', () => {
     expect(() => makeNode(new Book(), 'localhost')).toThrow(InvalidArgumentError);
     expect(() => makeNode(new Book(), '127.0.0.1', { port: 70_000 })).toThrow(RangeError);
