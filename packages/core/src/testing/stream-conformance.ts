@@ -9,8 +9,9 @@
  * ```
  *
  * Error codes are part of the contract: a message over the maximum rejects with core's
- * `MessageTooLargeError` (code `MESSAGE_TOO_LARGE`), a stream the receiver stops reading with `STREAM_CANCELLED`, a
- * stream nobody takes with `STREAM_REFUSED`.
+ * `MessageTooLargeError` (code `MESSAGE_TOO_LARGE`), a stream the receiver stops reading
+ * with `STREAM_CANCELLED`, a stream nobody takes (or whose handler returns `false`) with
+ * `STREAM_REFUSED`. {@link loopbackMessageHarness} builds a harness on real sockets.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -236,7 +237,7 @@ export function streamConformanceCases(make: () => Promise<MessageTransportHarne
         }),
     },
     {
-      name: 'rejects a message over the maximum with MessageTooLargeError (size and limit in the caller\'s terms), before sending',
+      name: "rejects a message over the maximum with MessageTooLargeError (size and limit in the caller's terms), before sending",
       run: () =>
         withNodes(make, 2, async (h, [a, b]) => {
           let count = 0;
