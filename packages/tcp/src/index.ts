@@ -115,6 +115,8 @@ export const DEFAULT_MAX_RECONNECT_DELAY_MS = 10_000;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
 /** The longest wait a timer can hold (2^31 - 1 ms, about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Most records remembered from refreshes after failed dials (the oldest go first). */
+const MAX_LEARNED_RECORDS = 1024;
 export const DEFAULT_KEEP_ALIVE_MS = 10_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
 /**
@@ -291,6 +293,14 @@ export function tcp(options: TcpOptions = {}) {
       }));
       let helloCache: { key: PeerRecord; bytes: Uint8Array } | undefined;
       let stopIdleSweep: (() => void) | undefined;
+
+      /**
+       * Records `findPeer` gave after discovery's failed, that a dial then reached, by node:
+       * dialled first next time (discovery's table may still hold the stale one) until one
+       * fails. Outlives the peer's state (forgotten when idle); the oldest go beyond
+       * {@link MAX_LEARNED_RECORDS}.
+       */
+      const learned = new Map<string, PeerRecord>();
 
       const peerState = (id: NodeId): PeerState => {
         let peer = peers.get(id.hex);
@@ -571,9 +581,9 @@ export function tcp(options: TcpOptions = {}) {
         return connection;
       };
 
-      /** The record to dial: discovery's table, the `peer-connect` hint, else a `findPeer` lookup. */
+      /** The record to dial: one learned by a refresh, discovery's table, the `peer-connect` hint, else a `findPeer` lookup. */
       const recordOf = async (peer: PeerState): Promise<PeerRecord> => {
-        let record = ctx.below.getPeer(peer.id) ?? peer.hint;
+        let record = learned.get(peer.id.hex) ?? ctx.below.getPeer(peer.id) ?? peer.hint;
         if (!record && ctx.below.findPeer) record = await ctx.below.findPeer(peer.id, { signal: ctx.signal, timeoutMs: settings.handshakeTimeoutMs });
         if (!record) throw new NotFoundError(`tcp: no peer record for node ${peer.id.short} (discovery does not know it)`);
         return record;
@@ -643,10 +653,18 @@ export function tcp(options: TcpOptions = {}) {
               // A close while the record was looked up leaves nothing to dial for.
               if (!running || stopping || !wanted()) return;
               await dialOnce(peer, record);
+              // Reached at the address a refresh found: the next dial loop starts there.
+              if (record === fresh) {
+                learned.delete(peer.id.hex);
+                learned.set(peer.id.hex, fresh);
+                if (learned.size > MAX_LEARNED_RECORDS) learned.delete(learned.keys().next().value!);
+              }
               return;
             } catch (error) {
               attempt++;
               ctx.counters.add('dial-failures');
+              // A learned record that fails is forgotten: discovery's may be newer by now.
+              if (record !== undefined && learned.get(peer.id.hex) === record) learned.delete(peer.id.hex);
               if (!running || stopping) return;
               // The connect itself failed (refused, timed out, or another node answers
               // there): the record may be stale, e.g. the peer restarted on a new TCP port.
@@ -853,6 +871,7 @@ export function tcp(options: TcpOptions = {}) {
           stopping = true;
           stopIdleSweep?.();
           stopIdleSweep = undefined;
+          learned.clear();
           const stopped = new StateError('STOPPED', 'tcp: the node stopped');
           for (const peer of peers.values()) {
             failQueue(peer, stopped);

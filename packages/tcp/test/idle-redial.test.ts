@@ -190,6 +190,15 @@ describe('a stale TCP port after the peer restarted', () => {
     expect(counters['redial-fresh-record']).toBe(1);
     expect(counters['dial-failures']).toBe(1);
     expect(finds).toBe(1);
+    // The next connection starts at the address the refresh found, though discovery's
+    // table still holds the stale one: no failed dial, no second lookup.
+    await a.closeConnection(current.id);
+    await a.sendMessage(current.id, new TextEncoder().encode('next connection'));
+    expect(await waitFor(() => delivered.length === 2)).toBe(true);
+    const after = a.counters()['tcp'] ?? {};
+    expect(after['dial-failures']).toBe(1);
+    expect(after['connections-out']).toBe(3); // the stale attempt, the fresh one, the next
+    expect(finds).toBe(1);
   });
 
   it('without findPeer the send fails with CONNECT_FAILED, as before', async () => {
