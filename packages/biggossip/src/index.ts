@@ -20,6 +20,7 @@
  * @packageDocumentation
  */
 import {
+  checkTimeoutMs,
   decodeFrame,
   defineLayer,
   dropReason,
@@ -352,6 +353,7 @@ export function biggossip(options: BigGossipOptions = {}) {
 
       const findPeer = async (id: NodeId, findOptions: FindOptions = {}): Promise<PeerRecord> => {
         if (!running) throw new StateError('NOT_STARTED', 'biggossip.findPeer: the layer is not started');
+        checkTimeoutMs(findOptions.timeoutMs, 'biggossip.findPeer');
         const known = store.get(id);
         if (known) return known.peer;
         if (finds.size >= 1024) throw new StateError('STOPPED', 'biggossip: too many finds in progress');

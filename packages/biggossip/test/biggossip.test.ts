@@ -61,6 +61,9 @@ describe('biggossip', () => {
       if (await result) found++;
     }
     expect(found).toBe(50);
+    for (const timeoutMs of [Number.NaN, -1, 2 ** 31]) {
+      await expect(nodes[0]!.findPeer(nodes[1]!.id, { timeoutMs })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
     for (const n of nodes) await n.stop();
   }, 60_000);
 

@@ -133,3 +133,17 @@ export class IdentityError extends DecComError {}
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortError('The operation was aborted', { cause: signal.reason });
 }
+
+/** The longest wait a timer can hold: 2^31 - 1 ms (about 24.8 days). */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/**
+ * Throws an {@link InvalidArgumentError} unless `timeoutMs` is undefined or a number of
+ * milliseconds a timer can wait (0 to {@link MAX_TIMEOUT_MS}): NaN or -1 would otherwise
+ * fire at once, and more than the maximum would be cut to 1 ms by the runtime.
+ */
+export function checkTimeoutMs(timeoutMs: number | undefined, what: string): void {
+  if (timeoutMs !== undefined && !(timeoutMs >= 0 && timeoutMs <= MAX_TIMEOUT_MS)) {
+    throw new InvalidArgumentError(`${what}: timeoutMs must be a number from 0 to ${MAX_TIMEOUT_MS}, got ${String(timeoutMs)}`);
+  }
+}

@@ -5,7 +5,7 @@
  * hanging after stop.
  */
 import type { ScopedClock } from './clock.js';
-import { AbortError, TimeoutError } from './errors.js';
+import { AbortError, checkTimeoutMs, TimeoutError } from './errors.js';
 
 interface Entry<T> {
   resolve(value: T): void;
@@ -37,6 +37,7 @@ export class PendingRequests<K, T> {
    */
   add(key: K, timeoutMs: number, description: string, signal?: AbortSignal): Promise<T> {
     return new Promise<T>((resolve, reject) => {
+      checkTimeoutMs(timeoutMs, description);
       if (signal?.aborted) {
         reject(new AbortError(`${description}: aborted`, { cause: signal.reason }));
         return;

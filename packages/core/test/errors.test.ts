@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AbortError, DecComError, StateError } from '../src/index.js';
+import { AbortError, checkTimeoutMs, DecComError, InvalidArgumentError, MAX_TIMEOUT_MS, MessageTooLargeError, StateError } from '../src/index.js';
 
 describe('DecComError', () => {
   it('carries its code, its class name and its cause', () => {
@@ -32,5 +32,22 @@ describe('DecComError', () => {
 
   it('adds no cause property when none is given', () => {
     expect('cause' in new DecComError('TIMEOUT', 'late', { captureStack: false })).toBe(false);
+  });
+
+  it('MessageTooLargeError carries the size and the limit under one code', () => {
+    const error = new MessageTooLargeError(1001, 1000);
+    expect(error).toBeInstanceOf(DecComError);
+    expect(error).toMatchObject({ code: 'MESSAGE_TOO_LARGE', size: 1001, limit: 1000, name: 'MessageTooLargeError' });
+    expect(error.message).toBe('a message of 1001 bytes exceeds the maximum of 1000 bytes');
+  });
+});
+
+describe('checkTimeoutMs', () => {
+  it('passes undefined and 0 to 2^31 - 1 ms; refuses NaN, negatives, infinities and more with InvalidArgumentError', () => {
+    for (const ok of [undefined, 0, 1, 1.5, MAX_TIMEOUT_MS]) expect(() => checkTimeoutMs(ok, 'x')).not.toThrow();
+    for (const bad of [Number.NaN, -1, -0.5, MAX_TIMEOUT_MS + 1, Number.POSITIVE_INFINITY]) {
+      expect(() => checkTimeoutMs(bad, 'thing.call')).toThrow(InvalidArgumentError);
+    }
+    expect(() => checkTimeoutMs(-1, 'thing.call')).toThrow('thing.call: timeoutMs must be a number from 0 to 2147483647, got -1');
   });
 });

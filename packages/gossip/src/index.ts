@@ -20,6 +20,7 @@
  * @packageDocumentation
  */
 import {
+  checkTimeoutMs,
   decodeFrame,
   defineLayer,
   dropReason,
@@ -357,6 +358,7 @@ export function gossip(options: GossipOptions = {}) {
 
       const findPeer = async (id: NodeId, findOptions: FindOptions = {}): Promise<PeerRecord> => {
         if (!running) throw new StateError('NOT_STARTED', 'gossip.findPeer: the layer is not started');
+        checkTimeoutMs(findOptions.timeoutMs, 'gossip.findPeer');
         const known = store.get(id);
         if (known) return known.peer;
         if (finds.size >= 1024) throw new StateError('STOPPED', 'gossip: too many finds in progress');

@@ -6,6 +6,7 @@
 import {
   addressKey,
   AbortError,
+  checkTimeoutMs,
   decodeFrame,
   dropReason,
   encodeData,
@@ -674,6 +675,7 @@ export class KademliaEngine {
   async findPeer(id: NodeId, options: FindOptions = {}): Promise<PeerRecord> {
     this.requireRunning('findPeer');
     if (!(id instanceof NodeId)) throw new InvalidArgumentError('kademlia.findPeer: id must be a NodeId');
+    checkTimeoutMs(options.timeoutMs, 'kademlia.findPeer');
     throwIfAborted(options.signal);
     if (id.equals(this.self)) return this.ctx.localPeer();
     const known = this.table.get(id);
@@ -940,6 +942,7 @@ export class KademliaEngine {
     this.checkTopic(topic, 'lookupTopic');
     const limit = options.limit ?? Number.POSITIVE_INFINITY;
     if (!(limit >= 1)) throw new InvalidArgumentError(`kademlia.lookupTopic: limit must be >= 1, got ${limit}`);
+    checkTimeoutMs(options.timeoutMs, 'kademlia.lookupTopic');
     throwIfAborted(options.signal);
     const key = new NodeId(topic).hex;
     const all = new Map<string, PeerRecord>();

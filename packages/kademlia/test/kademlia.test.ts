@@ -98,6 +98,10 @@ describe('kademlia on the in-memory network', () => {
     const missing = NodeId.ofString('nobody');
     await expect(settle(sim.clock, sim.alive[5]!.findPeer(missing))).rejects.toBeInstanceOf(NotFoundError);
     await expect(sim.alive[5]!.findPeer('x' as unknown as NodeId)).rejects.toBeInstanceOf(InvalidArgumentError);
+    for (const timeoutMs of [Number.NaN, -1, 2 ** 31]) {
+      await expect(sim.alive[5]!.findPeer(missing, { timeoutMs })).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(sim.alive[5]!.lookupTopic(new Uint8Array(32), { timeoutMs })).rejects.toBeInstanceOf(InvalidArgumentError);
+    }
     // Its own id is itself.
     expect((await sim.alive[5]!.findPeer(sim.alive[5]!.id)).id.equals(sim.alive[5]!.id)).toBe(true);
     const pending = sim.alive[6]!.findPeer(missing);

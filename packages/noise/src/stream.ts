@@ -20,6 +20,7 @@
  */
 import {
   AbortError,
+  checkTimeoutMs,
   coalesceWrites,
   concatBytes,
   defineLayer,
@@ -402,7 +403,11 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         const signal = options?.signal;
         const timeoutMs = options?.timeoutMs;
         if (signal === undefined && timeoutMs === undefined) return ensureSession(id);
-        if (timeoutMs !== undefined && !(timeoutMs >= 0)) return Promise.reject(new InvalidArgumentError(`noise-stream: options.timeoutMs must be a number >= 0, got ${String(timeoutMs)}`));
+        try {
+          checkTimeoutMs(timeoutMs, 'noise-stream');
+        } catch (error) {
+          return Promise.reject(error);
+        }
         if (signal?.aborted) return Promise.reject(new AbortError(`noise-stream: aborted before the handshake with ${id.short}`, { cause: signal.reason }));
         return new Promise<StreamSession>((resolve, reject) => {
           let timer: TimerHandle | undefined;

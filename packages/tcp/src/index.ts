@@ -32,6 +32,7 @@
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import {
+  checkTimeoutMs,
   coalesceWrites,
   defineLayer,
   InvalidArgumentError,
@@ -113,8 +114,6 @@ export const DEFAULT_DIAL_ATTEMPTS = 3;
 export const DEFAULT_RECONNECT_DELAY_MS = 100;
 export const DEFAULT_MAX_RECONNECT_DELAY_MS = 10_000;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
-/** The longest wait a timer can hold (2^31 - 1 ms, about 24.8 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Most records remembered from refreshes after failed dials (the oldest go first). */
 const MAX_LEARNED_RECORDS = 1024;
 export const DEFAULT_KEEP_ALIVE_MS = 10_000;
@@ -805,12 +804,7 @@ export function tcp(options: TcpOptions = {}) {
       };
 
       /** A call's `timeoutMs`, when given, is a number of ms a timer can wait (NaN or -1 would fire at once). */
-      const checkTimeout = (sendOptions: SendOptions | undefined, what: string): void => {
-        const timeoutMs = sendOptions?.timeoutMs;
-        if (timeoutMs !== undefined && !(timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS)) {
-          throw new InvalidArgumentError(`tcp.${what}: options.timeoutMs must be a number from 0 to ${MAX_TIMER_MS}, got ${String(timeoutMs)}`);
-        }
-      };
+      const checkTimeout = (sendOptions: SendOptions | undefined, what: string): void => checkTimeoutMs(sendOptions?.timeoutMs, `tcp.${what}`);
 
       const onInbound = (socket: Socket): void => {
         if (!running || stopping) {

@@ -161,6 +161,13 @@ export function transportConformanceCases(make: () => Promise<TransportHarness>)
         }),
     },
     {
+      name: 'a ping with a timeoutMs no timer can wait (NaN, negative, over 2^31 - 1) rejects with InvalidArgumentError',
+      run: () =>
+        withPair(make, async (h, a) => {
+          for (const timeoutMs of [Number.NaN, -1, 2 ** 31]) await assert.rejects(a.sendPing(h.silentAddress(), { timeoutMs }), InvalidArgumentError);
+        }),
+    },
+    {
       name: 'an aborted ping rejects with AbortError',
       run: () =>
         withPair(make, async (h, a) => {
