@@ -9,6 +9,7 @@ import {
   addressKey,
   dropReason,
   InvalidArgumentError,
+  MAX_TIMEOUT_MS,
   StateError,
   TimeoutError,
   type Address,
@@ -214,7 +215,9 @@ export class Engine {
     const signal = options.signal;
     if (signal?.aborted) return Promise.reject(new AbortError('rudp.sendReliable: aborted', { cause: signal.reason }));
     const timeoutMs = options.timeoutMs ?? this.options.sendTimeoutMs;
-    if (timeoutMs !== undefined && !(timeoutMs > 0)) return Promise.reject(new InvalidArgumentError(`rudp.sendReliable: timeoutMs must be > 0, got ${timeoutMs}`));
+    if (timeoutMs !== undefined && !(timeoutMs > 0 && timeoutMs <= MAX_TIMEOUT_MS)) {
+      return Promise.reject(new InvalidArgumentError(`rudp.sendReliable: timeoutMs must be > 0 and at most ${MAX_TIMEOUT_MS}, got ${timeoutMs}`));
+    }
     let peer: PeerSender;
     try {
       peer = this.peerFor(to);

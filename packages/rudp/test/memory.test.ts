@@ -116,6 +116,7 @@ describe('rudp over the in-memory network', () => {
     await expect(a.sendReliable({ host: 'not-an-ip', port: 1 }, new Uint8Array(1))).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(a.sendReliable(b.localAddress(), 'text' as unknown as Uint8Array)).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(a.sendReliable(b.localAddress(), new Uint8Array(1), { timeoutMs: -1 })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(a.sendReliable(b.localAddress(), new Uint8Array(1), { timeoutMs: 2 ** 31 })).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(a.sendReliable(a.localAddress(), new Uint8Array(1))).rejects.toBeInstanceOf(InvalidArgumentError);
     expect(() => rudp({ chunkBytes: 100 })).toThrow(InvalidArgumentError);
     expect(() => rudp({ beta: 1.5 })).toThrow(InvalidArgumentError);
