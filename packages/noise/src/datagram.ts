@@ -12,6 +12,7 @@
  */
 import {
   addressKey,
+  checkTimeoutMs,
   bytesEqual,
   decodeFrame,
   defineLayer,
@@ -1020,6 +1021,11 @@ export function noise(options: NoiseOptions = {}) {
 
       const secureConnect = (address: Address, connectOptions: SecureConnectOptions = {}): Promise<SecureSession> => {
         if (!running) return Promise.reject(new StateError('NOT_STARTED', 'noise.secureConnect: the layer is not running'));
+        try {
+          checkTimeoutMs(connectOptions.timeoutMs, 'noise.secureConnect');
+        } catch (error) {
+          return Promise.reject(error);
+        }
         if (!staticKeyPair) return Promise.reject(new NoiseError('IDENTITY_CANNOT_SIGN', 'noise: this node cannot authenticate (string identity)'));
         const peer = peerFor(address);
         peer.lastUsed = now();

@@ -2,7 +2,7 @@
  * The noise() datagram layer on the in-memory network with a virtual clock.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createNode, Identity, NodeId, type Address } from '@deccom/core';
+import { createNode, Identity, InvalidArgumentError, NodeId, type Address } from '@deccom/core';
 import { memoryTransport } from '@deccom/core/testing';
 import { HandshakeState, MESSAGE, NoiseError, decodeHandshakeReply, decodeInitiation, encodeHandshakeReply, encodeIdentityProof, noise, staticKeySigningInput, defaultNoiseCrypto } from '../src/index.js';
 import { fakeDiscovery, makeNetwork, makeNoiseNode, tapLayer, text } from './harness.js';
@@ -129,6 +129,14 @@ describe('noise() over datagrams', () => {
     const ok = a.node.secureConnect(b.node.localAddress(), { expectedId: b.node.id });
     await clock.advance(1_000);
     expect((await ok).remoteId.equals(b.node.id)).toBe(true);
+  });
+
+  it('secureConnect refuses a timeoutMs no timer can wait with InvalidArgumentError, before any handshake', async () => {
+    const { a, b } = await pair();
+    for (const timeoutMs of [Number.NaN, -1, 2 ** 31]) {
+      await expect(a.node.secureConnect(b.node.localAddress(), { timeoutMs })).rejects.toBeInstanceOf(InvalidArgumentError);
+    }
+    expect(counter(a, 'handshakes-initiated')).toBe(0);
   });
 
   it('a forged identity (signature not over the static key it used) fails with BAD_IDENTITY_PROOF', async () => {
