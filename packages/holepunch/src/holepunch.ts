@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import {
   addressKey,
+  checkTimeoutMs,
   defineLayer,
   dropReason,
   encodeData,
@@ -1250,6 +1251,7 @@ export function holepunch(options: HolepunchOptions = {}) {
 
       const sendPing = async (to: Address, pingOptions: PingOptions = {}): Promise<number> => {
         requireRunning('sendPing');
+        checkTimeoutMs(pingOptions.timeoutMs, 'holepunch.sendPing');
         let path = paths.get(addressKey(to));
         if (!path && (heardRecently(to) || !book.has(to))) return below.sendPing ? below.sendPing(to, pingOptions) : probePing(undefined, to, pingOptions);
         if (!path || (path.state !== 'open' && path.state !== 'relayed')) {

@@ -22,6 +22,7 @@ import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import {
   bytesToIp,
+  checkTimeoutMs,
   defineLayer,
   FRAME_DATA,
   InvalidArgumentError,
@@ -318,6 +319,7 @@ export function udp(options: UdpOptions = {}) {
           sendPing: async (to: Address, pingOptions = {}) => {
             if (socket === undefined) throw notStarted('sendPing');
             if (isSelf(to)) throw new InvalidArgumentError('udp.sendPing: cannot ping this node itself');
+            checkTimeoutMs(pingOptions.timeoutMs, 'udp.sendPing');
             let pingId = 0;
             let key = '';
             do {

@@ -164,7 +164,10 @@ export function transportConformanceCases(make: () => Promise<TransportHarness>)
       name: 'a ping with a timeoutMs no timer can wait (NaN, negative, over 2^31 - 1) rejects with InvalidArgumentError',
       run: () =>
         withPair(make, async (h, a) => {
+          const pingsOut = (): number => Object.values(a.counters()).reduce((sum, layer) => sum + (layer['pings-out'] ?? 0), 0);
+          const before = pingsOut();
           for (const timeoutMs of [Number.NaN, -1, 2 ** 31]) await assert.rejects(a.sendPing(h.silentAddress(), { timeoutMs }), InvalidArgumentError);
+          assert.equal(pingsOut(), before, 'a refused ping was sent anyway');
         }),
     },
     {

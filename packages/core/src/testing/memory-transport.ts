@@ -4,7 +4,7 @@
  * so every layer can be tested on a virtual clock with thousands of nodes.
  */
 import { ipFamily, type Address } from '../address.js';
-import { InvalidArgumentError, StateError } from '../errors.js';
+import { checkTimeoutMs, InvalidArgumentError, StateError } from '../errors.js';
 import { ByteReader, ByteWriter } from '../bytes.js';
 import { CONTROL_HEADER_LENGTH, decodeFrame, dropReason, FRAME_CONTROL, FRAME_DATA, PROTOCOL, protocolId } from '../frame.js';
 import { defineLayer } from '../layer.js';
@@ -140,6 +140,7 @@ export function memoryTransport(network: MemoryNetwork, options: MemoryTransport
             if (to.host === from.host && to.port === from.port) throw new InvalidArgumentError('memory.sendPing: cannot ping this node itself');
             if (!sendable(to)) throw badAddress('sendPing', to);
             if (ipFamily(to.host) !== 4) throw new InvalidArgumentError(`memory.sendPing: ${to.host} is not an IPv4 address`);
+            checkTimeoutMs(pingOptions.timeoutMs, 'memory.sendPing');
             let id = 0;
             let key = '';
             do {
