@@ -96,6 +96,9 @@ describe('holepunch layer', () => {
     const rttC = await w.settle(a.sendPing(cAddress!));
     expect(rttC).toBeGreaterThanOrEqual(40);
     expect(relay.counters()['holepunch']!['relay-forwarded']).toBe(4);
+    // A timeoutMs no timer can wait is refused before anything is sent.
+    await expect(a.sendPing(cAddress!, { timeoutMs: Number.NaN })).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(relay.counters()['holepunch']!['relay-forwarded']).toBe(4);
     await w.stopAll();
     expect(w.clock.pendingTimers).toBe(0);
   });
