@@ -439,6 +439,9 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         });
       };
 
+      /** When a call with `options` started, for {@link remaining}: read from the clock only when it has a `timeoutMs`. */
+      const startOf = (options: SendOptions | undefined): number => (options?.timeoutMs === undefined ? 0 : ctx.clock.now());
+
       /** `options` with `timeoutMs` less what has passed since `startedAt` (at least 1 ms). */
       const remaining = (options: SendOptions | undefined, startedAt: number): SendOptions | undefined => {
         if (options?.timeoutMs === undefined) return options;
@@ -859,7 +862,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
       // --- send ---------------------------------------------------------------------------
 
       const sendMessage = async (to: NodeId, data: Uint8Array, sendOptions?: SendOptions): Promise<void> => {
-        const startedAt = ctx.clock.now();
+        const startedAt = startOf(sendOptions);
         const session = await sessionFor(to, sendOptions);
         sendOptions = remaining(sendOptions, startedAt);
         const counter = session.sendCounter++;
@@ -969,7 +972,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
       }
 
       const sendStream = async (to: NodeId, source: ByteSource, sendOptions?: SendOptions): Promise<void> => {
-        const startedAt = ctx.clock.now();
+        const startedAt = startOf(sendOptions);
         const session = await sessionFor(to, sendOptions);
         const giveUp = new AbortController();
         try {
@@ -989,7 +992,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           secureStreamSession: async (id: NodeId, sessionOptions?: SendOptions) => (await sessionFor(id, sessionOptions)).info,
           openConnection: async (to: NodeId, openOptions?: SendOptions) => {
             // Open means ready for sealed traffic: the transport's connection, then the handshake on it.
-            const startedAt = ctx.clock.now();
+            const startedAt = startOf(openOptions);
             if (ctx.below.openConnection) await ctx.below.openConnection(to, openOptions);
             await sessionFor(to, remaining(openOptions, startedAt));
           },

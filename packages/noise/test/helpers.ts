@@ -20,14 +20,4 @@ export function unhex(text: string): Uint8Array {
   return new Uint8Array(Buffer.from(text, 'hex'));
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `predicate` every 2 ms until it holds (true) or `maxMs` passed (false). */
-export async function waitFor(predicate: () => boolean, maxMs = 10_000): Promise<boolean> {
-  const deadline = Date.now() + maxMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) return false;
-    await sleep(2);
-  }
-  return true;
-}
+export { sleep, pollUntil as waitFor } from '@deccom/core/testing';

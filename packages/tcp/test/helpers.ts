@@ -4,6 +4,7 @@
  */
 import { networkInterfaces } from 'node:os';
 import { createNode, defineLayer, Identity, type Address, type PeerRecord } from '@deccom/core';
+import { pollUntil } from '@deccom/core/testing';
 import { tcp, type TcpOptions } from '../src/index.js';
 
 /** A shared address book: every node started with it can `getPeer` every other. */
@@ -50,17 +51,10 @@ export const hasIpv6Loopback = Object.values(networkInterfaces()).some((list) =>
 
 export const HOSTS: readonly ('127.0.0.1' | '::1')[] = hasIpv6Loopback ? ['127.0.0.1', '::1'] : ['127.0.0.1'];
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export { sleep } from '@deccom/core/testing';
 
 /** Polls `predicate` every 5 ms until it holds or `maxMs` passed. */
-export async function waitFor(predicate: () => boolean, maxMs = 10_000): Promise<boolean> {
-  const deadline = Date.now() + maxMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) return false;
-    await sleep(5);
-  }
-  return true;
-}
+export const waitFor = (predicate: () => boolean, maxMs = 10_000): Promise<boolean> => pollUntil(predicate, maxMs, 5);
 
 /** Deterministic bytes: a cheap pattern that differs at every offset for short runs. */
 export function pattern(length: number, seed = 1): Uint8Array {

@@ -3,10 +3,9 @@ import { describe, it } from 'vitest';
 import { createNode, type Address, type AnyLayer } from '@deccom/core';
 import { delay } from '@deccom/delay';
 import { faulty } from '@deccom/faulty';
-import { transportConformanceCases, type TransportHarness } from '@deccom/core/testing';
+import { pollUntil, sleep, transportConformanceCases, type TransportHarness } from '@deccom/core/testing';
 import { udp } from '../src/index.js';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function harness(host: '127.0.0.1' | '::1', layers: (host: string) => readonly [ReturnType<typeof udp>, ...AnyLayer[]]) {
   return async (): Promise<TransportHarness> => {
@@ -20,14 +19,7 @@ function harness(host: '127.0.0.1' | '::1', layers: (host: string) => readonly [
       injectRaw: (to: Address, bytes: Uint8Array) => new Promise<void>((resolve) => raw.send(bytes, to.port, to.host, () => resolve())),
       silentAddress: () => ({ host, port: silent.address().port }),
       settle: async (ms) => void (await sleep(ms)),
-      waitFor: async (predicate, maxMs) => {
-        const deadline = Date.now() + maxMs;
-        while (!predicate()) {
-          if (Date.now() > deadline) return false;
-          await sleep(5);
-        }
-        return true;
-      },
+      waitFor: (predicate, maxMs) => pollUntil(predicate, maxMs, 5),
       cleanup: async () => {
         await new Promise<void>((resolve) => raw.close(() => resolve()));
         await new Promise<void>((resolve) => silent.close(() => resolve()));

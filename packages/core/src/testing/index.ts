@@ -21,6 +21,7 @@
  * @packageDocumentation
  */
 export { VirtualClock } from './virtual-clock.js';
+export { pollUntil, sleep } from './poll.js';
 export { MemoryNetwork, Nat, type LinkOptions, type NatOptions, type NatType, type Endpoint, type NetworkStats, type NetworkEvent, type MemoryNetworkOptions } from './memory-network.js';
 export { memoryTransport, MEMORY_PROTOCOL, type MemoryTransportOptions } from './memory-transport.js';
 export { transportConformanceCases, type ConformanceCase, type ConformanceNode, type TransportHarness } from './conformance.js';

@@ -23,6 +23,7 @@ import type { NodeId } from '../identity.js';
 import { defineLayer } from '../layer.js';
 import type { PeerRecord } from '../peer-record.js';
 import type { ConformanceCase } from './conformance.js';
+import { pollUntil, sleep } from './poll.js';
 
 /** The part of a node (with the transport under test) the suite uses. */
 export interface MessageNode {
@@ -90,7 +91,6 @@ export interface LoopbackHarnessOptions {
  * cleanup.
  */
 export function loopbackMessageHarness(options: LoopbackHarnessOptions): () => Promise<MessageTransportHarness> {
-  const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
   return async () => {
     const directory = new Map<string, PeerRecord>();
     const nodes: DirectoryNode[] = [];
@@ -111,14 +111,7 @@ export function loopbackMessageHarness(options: LoopbackHarnessOptions): () => P
         return created;
       },
       createIdleNode: make,
-      waitFor: async (predicate, maxMs) => {
-        const deadline = Date.now() + maxMs;
-        while (!predicate()) {
-          if (Date.now() > deadline) return false;
-          await sleep(2);
-        }
-        return true;
-      },
+      waitFor: (predicate, maxMs) => pollUntil(predicate, maxMs),
       settle: sleep,
       cleanup: async () => {
         await Promise.all(nodes.map((node) => node.stop()));
