@@ -168,6 +168,18 @@ const RETRANSMIT_CAP_MS = 2_000;
 const BUFFERED_PER_HALF_OPEN = 256;
 const BUFFERED_BYTES_PER_HALF_OPEN = 256 * 1024;
 const BUFFERED_BYTES_TOTAL = 4 * 1024 * 1024;
+/**
+ * An initiator sends at most half of what the responder holds early (above) on a session
+ * the responder has not yet confirmed; later datagrams wait on the initiator until the
+ * confirmation arrives (one round trip after the final message, plus the responder's
+ * check of the proof). Without this pacing a burst sent the moment `secureConnect()`
+ * resolved lost all but 256 whenever the check was slower than the burst.
+ */
+const UNCONFIRMED_DATAGRAMS = BUFFERED_PER_HALF_OPEN / 2;
+const UNCONFIRMED_BYTES = BUFFERED_BYTES_PER_HALF_OPEN / 2;
+/** Held per session until confirmed, at most; the oldest is dropped beyond (`dropped.unconfirmed-overflow`). */
+const HELD_UNCONFIRMED = 4_096;
+const HELD_UNCONFIRMED_BYTES = 4 * 1024 * 1024;
 const UNKNOWN_SESSION_REPLIES_PER_SECOND = 100;
 const COOKIE_ROTATE_MS = 120_000;
 
@@ -185,6 +197,12 @@ interface Session {
   /** Initiator: the FINAL message, resent until confirmed. */
   finalMessage: Uint8Array | undefined;
   finalTimer: TimerHandle | undefined;
+  /** Initiator, until confirmed: data datagrams and their bytes sent on the session. */
+  unconfirmedSent: number;
+  unconfirmedBytes: number;
+  /** Initiator, until confirmed: data beyond that window, sent in order on confirmation. */
+  held: Uint8Array[];
+  heldBytes: number;
   closed: boolean;
 }
 
@@ -373,6 +391,9 @@ export function noise(options: NoiseOptions = {}) {
         if (session.closed) return;
         session.closed = true;
         if (session.finalTimer !== undefined) ctx.clock.clearTimeout(session.finalTimer);
+        for (let i = 0; i < session.held.length; i++) counters.drop('unconfirmed-abandoned');
+        session.held = [];
+        session.heldBytes = 0;
         indexes.delete(session.localIndex);
         const peer = session.peer;
         if (peer.current === session) peer.current = undefined;
@@ -411,15 +432,60 @@ export function noise(options: NoiseOptions = {}) {
         send(session.peer.address, bytes);
       };
 
+      /** Sends application data on `session` (sealed, or plain DATA in plaintext mode). */
+      const transmit = (session: Session, data: Uint8Array): void => {
+        if (encrypting) sendOnSession(session, INNER.data, data);
+        else {
+          hot.datagramsOut++;
+          hot.bytesOut += data.byteLength;
+          send(session.peer.address, encodeData(data));
+        }
+      };
+
+      /**
+       * Sends application data on `session`, or holds it while the session is unconfirmed
+       * and its window (UNCONFIRMED_*) is used up; `owned` says `data` is ours to keep.
+       */
+      const sendData = (session: Session, data: Uint8Array, owned: boolean): void => {
+        if (!session.confirmed) {
+          if (session.held.length > 0 || session.unconfirmedSent >= UNCONFIRMED_DATAGRAMS || session.unconfirmedBytes + data.byteLength > UNCONFIRMED_BYTES) {
+            if (session.held.length >= HELD_UNCONFIRMED || session.heldBytes + data.byteLength > HELD_UNCONFIRMED_BYTES) {
+              session.heldBytes -= session.held.shift()?.byteLength ?? 0;
+              counters.drop('unconfirmed-overflow');
+            }
+            session.held.push(owned ? data : data.slice());
+            session.heldBytes += data.byteLength;
+            counters.add('held-until-confirmed');
+            return;
+          }
+          session.unconfirmedSent++;
+          session.unconfirmedBytes += data.byteLength;
+        }
+        transmit(session, data);
+      };
+
+      /** The session is confirmed (or we stop waiting for it): send what it held, in order. */
+      const releaseHeld = (session: Session): void => {
+        const held = session.held;
+        session.held = [];
+        session.heldBytes = 0;
+        for (const data of held) transmit(session, data);
+      };
+
       const flushQueue = (peer: Peer): void => {
         const session = peer.current;
         if (!usable(session)) return;
+        // Data a replaced, never-confirmed session still held goes first, on the new one.
+        const previous = peer.previous;
+        if (previous && previous !== session && previous.held.length > 0) {
+          const held = previous.held;
+          previous.held = [];
+          previous.heldBytes = 0;
+          for (const data of held) sendData(session, data, true);
+        }
         const queue = peer.queue;
         peer.queue = [];
-        for (const payload of queue) {
-          if (encrypting) sendOnSession(session, INNER.data, payload);
-          else send(peer.address, encodeData(payload));
-        }
+        for (const payload of queue) sendData(session, payload, true);
         if (queue.length > 0) counters.add('queue-flushed', queue.length);
       };
 
@@ -478,6 +544,10 @@ export function noise(options: NoiseOptions = {}) {
           confirmed: !initiator,
           finalMessage: undefined,
           finalTimer: undefined,
+          unconfirmedSent: 0,
+          unconfirmedBytes: 0,
+          held: [],
+          heldBytes: 0,
           closed: false,
         };
         indexes.set(localIndex, { kind: 'session', session });
@@ -583,8 +653,11 @@ export function noise(options: NoiseOptions = {}) {
         session.finalTimer = undefined;
         if (session.confirmed || session.closed || !session.finalMessage || !running) return;
         if (now() - session.info.establishedAt >= handshakeTimeoutMs) {
-          // Never confirmed: the responder may still have it; stop resending.
+          // Never confirmed: the responder may still have it; stop resending, and stop
+          // holding data back for a confirmation that is not coming.
           session.finalMessage = undefined;
+          session.confirmed = true;
+          releaseHeld(session);
           return;
         }
         counters.add('retransmits');
@@ -872,6 +945,7 @@ export function noise(options: NoiseOptions = {}) {
           session.finalMessage = undefined;
           if (session.finalTimer !== undefined) ctx.clock.clearTimeout(session.finalTimer);
           session.finalTimer = undefined;
+          releaseHeld(session);
         }
         switch (inner) {
           case INNER.data:
@@ -1096,16 +1170,10 @@ export function noise(options: NoiseOptions = {}) {
         peer.lastUsed = now();
         const session = peer.current;
         if (usable(session)) {
-          if (encrypting) {
-            sendOnSession(session, INNER.data, data);
-            if ((session.sendCounter >= rekeyAfterMessages || now() - session.info.establishedAt >= rekeyAfterMs) && !peer.initiation && !peer.halfOpen) {
-              counters.add('rekeys');
-              initiate(peer, session.info.remoteId);
-            }
-          } else {
-            hot.datagramsOut++;
-            hot.bytesOut += data.byteLength;
-            send(to, encodeData(data));
+          sendData(session, data, false);
+          if (encrypting && (session.sendCounter >= rekeyAfterMessages || now() - session.info.establishedAt >= rekeyAfterMs) && !peer.initiation && !peer.halfOpen) {
+            counters.add('rekeys');
+            initiate(peer, session.info.remoteId);
           }
           return;
         }

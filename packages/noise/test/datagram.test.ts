@@ -6,6 +6,7 @@ import { createNode, Identity, InvalidArgumentError, NodeId, type Address } from
 import { memoryTransport } from '@deccom/core/testing';
 import { HandshakeState, MESSAGE, NoiseError, decodeHandshakeReply, decodeInitiation, encodeHandshakeReply, encodeIdentityProof, noise, staticKeySigningInput, defaultNoiseCrypto } from '../src/index.js';
 import { fakeDiscovery, makeNetwork, makeNoiseNode, tapLayer, text } from './harness.js';
+import { sleep } from './helpers.js';
 
 type NoiseNode = ReturnType<typeof makeNoiseNode>;
 const nodes: NoiseNode['node'][] = [];
@@ -298,6 +299,64 @@ describe('noise() over datagrams', () => {
       await a.node.stop();
       await b.node.stop();
     }
+  });
+
+  for (const mode of ['encrypt', 'plaintext'] as const) {
+    it(`${mode}: a burst four times what the responder holds before it verified all arrives, paced by the initiator until confirmed`, async () => {
+      const net = makeNetwork();
+      // The initiator verifies inline; the responder on the thread pool, so the final
+      // message and the whole burst reach it (one virtual instant) before its check ends.
+      const a = makeNoiseNode(net, { mode });
+      const b = makeNoiseNode(net, { mode, verifyOnThreadPool: true });
+      nodes.push(a.node, b.node);
+      await a.node.start();
+      await b.node.start();
+      const connected = a.node.secureConnect(b.node.localAddress(), { expectedId: b.node.id });
+      expect(await net.clock.runUntil(() => a.node.secureSession(b.node.localAddress()) !== undefined, { maxMs: 1_000 })).toBe(true);
+      await connected;
+      const BURST = 1_024;
+      for (let i = 0; i < BURST; i++) a.node.sendDatagram(b.node.localAddress(), text(`m${i}`));
+      for (let round = 0; round < 500 && b.delivered.length < BURST; round++) {
+        await sleep(2);
+        await net.clock.advance(5);
+      }
+      expect(b.delivered.length, JSON.stringify(b.node.counters()['noise'])).toBe(BURST);
+      expect(b.delivered.map((d) => d.data)).toEqual(Array.from({ length: BURST }, (_, i) => `m${i}`));
+      expect(dropped(b, 'early-overflow')).toBe(0);
+      expect(counter(a, 'held-until-confirmed')).toBe(BURST - 128);
+      expect(counter(a, 'dropped')).toBe(0);
+    });
+  }
+
+  it('without a confirmation the initiator holds at most 4,096 datagrams, drops the oldest beyond, and sends the rest at the handshake timeout', async () => {
+    const { clock, a, b } = await pair({ handshakeTimeoutMs: 2_000 });
+    const connected = a.node.secureConnect(b.node.localAddress(), { expectedId: b.node.id });
+    expect(await clock.runUntil(() => a.node.secureSession(b.node.localAddress()) !== undefined, { maxMs: 1_000 })).toBe(true);
+    await connected;
+    // Nothing from the responder reaches the initiator from now on: no confirmation.
+    b.tap.outgoing = () => false;
+    const COUNT = 128 + 4_096 + 10;
+    for (let i = 0; i < COUNT; i++) a.node.sendDatagram(b.node.localAddress(), text(`m${i}`));
+    await clock.advance(100);
+    expect(b.delivered.length).toBe(128);
+    expect(dropped(a, 'unconfirmed-overflow')).toBe(10);
+    expect(await clock.runUntil(() => b.delivered.length === 128 + 4_096, { maxMs: 5_000 })).toBe(true);
+    // The ten oldest held ones were dropped: m128 .. m137.
+    expect(b.delivered[128]!.data).toBe('m138');
+    expect(b.delivered.at(-1)!.data).toBe(`m${COUNT - 1}`);
+  });
+
+  it('held datagrams of a session that closes unconfirmed are counted as abandoned', async () => {
+    const { clock, a, b } = await pair();
+    const connected = a.node.secureConnect(b.node.localAddress(), { expectedId: b.node.id });
+    expect(await clock.runUntil(() => a.node.secureSession(b.node.localAddress()) !== undefined, { maxMs: 1_000 })).toBe(true);
+    await connected;
+    b.tap.outgoing = () => false;
+    for (let i = 0; i < 200; i++) a.node.sendDatagram(b.node.localAddress(), text(`m${i}`));
+    await a.node.secureDisconnect(b.node.localAddress());
+    expect(dropped(a, 'unconfirmed-abandoned')).toBe(72);
+    await clock.advance(100);
+    expect(b.delivered.length).toBe(128);
   });
 
   it('rekeys after a message count without losing messages', async () => {

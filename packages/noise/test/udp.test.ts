@@ -63,5 +63,24 @@ describe('noise() over udp on 127.0.0.1', () => {
       expect(counters['dropped.early-overflow'] ?? 0).toBe(0);
       expect(counters['dropped'] ?? 0).toBe(0);
     });
+
+    it(`${mode}: a burst larger than the responder holds before it verified is paced by the initiator, and all arrives`, async () => {
+      const { a, b } = await udpPair({ mode, strict: true });
+      const got = new Set<string>();
+      b.handle('datagram', (data) => got.add(new TextDecoder().decode(data)));
+      await a.secureConnect(b.localAddress(), { expectedId: b.id });
+      // 1,000 datagrams of ~100 bytes: four times what the responder holds while it
+      // verifies (256), and well inside udp's 4 MiB socket buffers.
+      const BURST = 1_000;
+      for (let i = 0; i < BURST; i++) a.sendDatagram(b.localAddress(), new TextEncoder().encode(`m${i}-${'x'.repeat(90)}`));
+      const arrived = await waitFor(() => got.size === BURST);
+      const counters = b.counters()['noise']!;
+      expect(arrived, `${got.size} of ${BURST} arrived; responder counters ${JSON.stringify(counters)}`).toBe(true);
+      expect(counters['dropped'] ?? 0).toBe(0);
+      const sender = a.counters()['noise']!;
+      expect(sender['dropped'] ?? 0).toBe(0);
+      // The initiator held back what did not fit before the responder confirmed.
+      expect(sender['held-until-confirmed'] ?? 0).toBeGreaterThan(0);
+    });
   }
 });
