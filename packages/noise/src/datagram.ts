@@ -742,10 +742,12 @@ export function noise(options: NoiseOptions = {}) {
         return true;
       };
 
-      const releaseHalfOpen = (peer: Peer): void => {
+      /** Ends the peer's half-open handshake; early data it held and did not hand on (`delivered`) is counted as dropped. */
+      const releaseHalfOpen = (peer: Peer, delivered = false): void => {
         const halfOpen = peer.halfOpen;
         if (!halfOpen) return;
         peer.halfOpen = undefined;
+        if (!delivered) for (let i = halfOpen.buffered.length + halfOpen.bufferedPlain.length; i > 0; i--) counters.drop('early-abandoned');
         indexes.delete(halfOpen.localIndex);
         halfOpenCount--;
         earlyBytes -= halfOpen.bufferedBytes;
@@ -767,6 +769,13 @@ export function noise(options: NoiseOptions = {}) {
         if (existing?.halfOpen && existing.halfOpen.remoteIndex === message.sender && bytesEqual(existing.halfOpen.remoteEphemeral, message.message)) {
           counters.add('duplicate-initiations');
           send(from, existing.halfOpen.response);
+          return;
+        }
+        // A new initiation while we verify this peer's final message would end a handshake
+        // that is about to complete, with the data held for it; the initiator resends its
+        // initiation, and by then the session is up.
+        if (existing?.halfOpen?.handshake.complete) {
+          counters.drop('initiation-while-verifying');
           return;
         }
         // Under load, only initiators that prove they receive at their address get state (WireGuard section 5.4.7).
@@ -879,7 +888,7 @@ export function noise(options: NoiseOptions = {}) {
         const expected = [...peer.waiters].find((waiter) => waiter.expectedId !== undefined)?.expectedId;
         const identity = await authenticate(peer, payload, halfOpen.handshake, expected);
         if (!running || peer.halfOpen !== halfOpen) return;
-        releaseHalfOpen(peer);
+        releaseHalfOpen(peer, !(identity instanceof NoiseError));
         if (identity instanceof NoiseError) {
           settleWaiters(peer, undefined, identity);
           tidy(peer);
@@ -1171,7 +1180,8 @@ export function noise(options: NoiseOptions = {}) {
         const session = peer.current;
         if (usable(session)) {
           sendData(session, data, false);
-          if (encrypting && (session.sendCounter >= rekeyAfterMessages || now() - session.info.establishedAt >= rekeyAfterMs) && !peer.initiation && !peer.halfOpen) {
+          // Not before the responder confirmed: a new handshake now would race the one it is finishing.
+          if (encrypting && session.confirmed && (session.sendCounter >= rekeyAfterMessages || now() - session.info.establishedAt >= rekeyAfterMs) && !peer.initiation && !peer.halfOpen) {
             counters.add('rekeys');
             initiate(peer, session.info.remoteId);
           }

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNode, Identity, InvalidArgumentError, NodeId, type Address } from '@deccom/core';
 import { memoryTransport } from '@deccom/core/testing';
-import { HandshakeState, MESSAGE, NoiseError, decodeHandshakeReply, decodeInitiation, encodeHandshakeReply, encodeIdentityProof, noise, staticKeySigningInput, defaultNoiseCrypto } from '../src/index.js';
+import { HandshakeState, MESSAGE, NoiseError, decodeHandshakeReply, decodeInitiation, encodeHandshakeReply, encodeInitiation, encodeIdentityProof, noise, staticKeySigningInput, defaultNoiseCrypto } from '../src/index.js';
 import { fakeDiscovery, makeNetwork, makeNoiseNode, tapLayer, text } from './harness.js';
 import { sleep } from './helpers.js';
 
@@ -327,6 +327,89 @@ describe('noise() over datagrams', () => {
       expect(counter(a, 'dropped')).toBe(0);
     });
   }
+
+  it('a burst across rekeys while the responder verifies on the thread pool loses nothing', async () => {
+    const net = makeNetwork();
+    const a = makeNoiseNode(net, { rekeyAfterMessages: 50 });
+    const b = makeNoiseNode(net, { rekeyAfterMessages: 50, verifyOnThreadPool: true });
+    nodes.push(a.node, b.node);
+    await a.node.start();
+    await b.node.start();
+    const connected = a.node.secureConnect(b.node.localAddress(), { expectedId: b.node.id });
+    expect(await net.clock.runUntil(() => a.node.secureSession(b.node.localAddress()) !== undefined, { maxMs: 1_000 })).toBe(true);
+    await connected;
+    // Bursts of 100 with a little real and virtual time between them, so that sessions
+    // get confirmed, and new handshakes start (every 50 messages), mid-stream.
+    const BURST = 1_000;
+    for (let i = 0; i < BURST; i++) {
+      a.node.sendDatagram(b.node.localAddress(), text(`m${i}`));
+      if (i % 100 === 99) {
+        await sleep(1);
+        await net.clock.advance(7);
+      }
+    }
+    const settled = () => b.delivered.length >= BURST && counter(b, 'handshakes-completed') === counter(a, 'handshakes-completed');
+    for (let round = 0; round < 500 && !settled(); round++) {
+      await sleep(2);
+      await net.clock.advance(5);
+    }
+    expect(new Set(b.delivered.map((d) => d.data)).size, JSON.stringify({ a: a.node.counters()['noise'], b: b.node.counters()['noise'] })).toBe(BURST);
+    expect(counter(a, 'rekeys')).toBeGreaterThanOrEqual(2);
+    expect(counter(b, 'handshakes-completed')).toBe(counter(a, 'handshakes-completed'));
+    expect(counter(a, 'dropped') + counter(b, 'dropped')).toBe(0);
+  });
+
+  it('a new initiation while the responder verifies the final message is dropped, not let to end the handshake (and the data it holds)', async () => {
+    const net = makeNetwork();
+    const a = makeNoiseNode(net);
+    const b = makeNoiseNode(net, { verifyOnThreadPool: true });
+    nodes.push(a.node, b.node);
+    await a.node.start();
+    await b.node.start();
+    // Hold back the initiator's final message at the responder, to release it at a chosen moment.
+    let final: Uint8Array | undefined;
+    b.tap.incoming = (_from, data) => {
+      if (!isControl(data, MESSAGE.final)) return true;
+      final ??= data.slice();
+      return false;
+    };
+    const connected = a.node.secureConnect(b.node.localAddress(), { expectedId: b.node.id });
+    expect(await net.clock.runUntil(() => final !== undefined, { maxMs: 1_000 })).toBe(true);
+    await connected;
+    a.node.sendDatagram(b.node.localAddress(), text('early'));
+    await net.clock.advance(10);
+    b.tap.incoming = undefined;
+    // The final message, then at once (no thread-pool job can finish in between) another
+    // initiation from the same address.
+    const crypto = defaultNoiseCrypto();
+    const other = new HandshakeState({ protocol: 'Noise_XX_25519_ChaChaPoly_SHA256', initiator: true, prologue: text('deccom/noise/1/datagram/encrypt'), staticKeyPair: crypto.dh('25519').generateKeyPair(), crypto });
+    b.tap.inject(final!, a.node.localAddress());
+    b.tap.inject(encodeInitiation(4242, undefined, other.writeMessage(new Uint8Array(0))), a.node.localAddress());
+    expect(dropped(b, 'initiation-while-verifying')).toBe(1);
+    for (let round = 0; round < 500 && b.delivered.length === 0; round++) {
+      await sleep(2);
+      await net.clock.advance(5);
+    }
+    expect(b.delivered.map((d) => d.data)).toEqual(['early']);
+    expect(counter(b, 'handshakes-completed')).toBe(1);
+    expect(dropped(b, 'early-abandoned')).toBe(0);
+  });
+
+  it('early datagrams of a handshake that never completes are counted as abandoned when it expires', async () => {
+    const { clock, a, b } = await pair({ handshakeTimeoutMs: 2_000 });
+    // The final message never reaches the responder.
+    b.tap.incoming = (_from, data) => !isControl(data, MESSAGE.final);
+    const connected = a.node.secureConnect(b.node.localAddress(), { expectedId: b.node.id });
+    expect(await clock.runUntil(() => a.node.secureSession(b.node.localAddress()) !== undefined, { maxMs: 1_000 })).toBe(true);
+    await connected;
+    for (let i = 0; i < 3; i++) a.node.sendDatagram(b.node.localAddress(), text(`m${i}`));
+    await clock.advance(100);
+    expect(counter(b, 'buffered-early')).toBe(3);
+    await clock.advance(5_000);
+    expect(counter(b, 'half-open-expired')).toBe(1);
+    expect(dropped(b, 'early-abandoned')).toBe(3);
+    expect(b.delivered).toEqual([]);
+  });
 
   it('without a confirmation the initiator holds at most 4,096 datagrams, drops the oldest beyond, and sends the rest at the handshake timeout', async () => {
     const { clock, a, b } = await pair({ handshakeTimeoutMs: 2_000 });
