@@ -281,9 +281,12 @@ export class Receiver {
       this.noteReceived(session, chunk.packetNumber, now, false);
       return;
     }
+    // A chunk of a refused message is answered with REFUSE and never acknowledged: an
+    // acknowledgement counts towards "every chunk acknowledged", which the sender takes as
+    // delivery. (Acknowledged until 2026-12-07: a refused message whose REFUSEs were lost
+    // resolved as delivered.)
     const refused = session.refused.get(counter);
     if (refused !== undefined) {
-      this.noteReceived(session, chunk.packetNumber, now, false);
       this.sendRefuse(session, counter, refused);
       return;
     }
@@ -291,7 +294,6 @@ export class Receiver {
     if (reassembly === undefined) {
       if (chunk.messageLength > this.options.maxMessageBytes) {
         this.refuse(session, counter, 'too-large');
-        this.noteReceived(session, chunk.packetNumber, now, false);
         return;
       }
       if (chunkCount(chunk.messageLength, chunk.chunkSize) === 1) {
@@ -303,10 +305,7 @@ export class Receiver {
         return;
       }
       reassembly = this.admit(session, chunk, now);
-      if (reassembly === undefined) {
-        this.noteReceived(session, chunk.packetNumber, now, false);
-        return;
-      }
+      if (reassembly === undefined) return;
     } else if (reassembly.length !== chunk.messageLength || reassembly.chunkSize !== chunk.chunkSize) {
       // Not acknowledged: the chunk disagrees with the message it claims to belong to.
       this.host.count('dropped');
@@ -322,7 +321,6 @@ export class Receiver {
         // The message's buffer could not be allocated (the process is short of memory).
         this.release(reassembly);
         this.refuse(session, counter, 'memory');
-        this.noteReceived(session, chunk.packetNumber, now, false);
         return;
       }
     } else {

@@ -178,6 +178,13 @@ export class PeerSender {
   /** The receiver instance as last heard of, and the ones it replaced (restarts). */
   peerInstance: InstanceId = UNKNOWN_INSTANCE;
   private readonly retiredInstances: InstanceId[] = [];
+  /**
+   * The first packet number sent after `peerInstance` was learned. A successor instance can
+   * only have seen packets from here on (it acknowledges them as stale to announce
+   * itself); an acknowledgement of an unknown instance that covers none of them comes
+   * from one that went before (late), not after.
+   */
+  private instanceFromPacket = 0;
   nextPacketNumber = 0;
   /** Counter the next message started gets. */
   nextCounter = 0;
@@ -476,12 +483,17 @@ export class PeerSender {
     let restarted = false;
     if (isUnknownInstance(this.peerInstance)) {
       this.peerInstance = ack.source;
+      this.instanceFromPacket = this.nextPacketNumber;
     } else if (!sameInstance(this.peerInstance, ack.source)) {
       // A late acknowledgement from an instance already replaced must not switch back.
       if (this.retiredInstances.some((retired) => sameInstance(retired, ack.source))) return undefined;
+      // Nor may one from an instance that went before the current one, never heard of
+      // (its acknowledgements were all late): it covers only packets sent before.
+      if (ack.ranges[0]!.high < this.instanceFromPacket) return undefined;
       this.retiredInstances.push(this.peerInstance);
       if (this.retiredInstances.length > RETIRED_INSTANCES) this.retiredInstances.shift();
       this.peerInstance = ack.source;
+      this.instanceFromPacket = this.nextPacketNumber;
       this.restart();
       restarted = true;
     }
@@ -605,6 +617,9 @@ export class PeerSender {
     this.retransmitMessages = [];
     this.retransmitIndexes = [];
     this.retransmitHead = 0;
+    // Packets declared lost went to the old instance: a later acknowledgement of one (the
+    // new instance acknowledges stale chunks without keeping them) is not a delivery.
+    this.recentlyLost.clear();
     for (const message of this.active) message.reset();
     this.lossTime = undefined;
     this.largestAcked = this.nextPacketNumber - 1;

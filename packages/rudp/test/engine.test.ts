@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AbortError, StateError, TimeoutError } from '@deccom/core';
 import { MessageRefusedError, PeerUnresponsiveError } from '../src/index.js';
-import { decodePacket, encodeAck, encodeChunk, PACKET_ACK, PACKET_CHUNK, type Chunk } from '../src/wire.js';
+import { decodePacket, encodeAck, encodeChunk, isUnknownInstance, PACKET_ACK, PACKET_CHUNK, PACKET_REFUSE, sameInstance, type Chunk } from '../src/wire.js';
 import { FakeLink, patternBytes, sha256 } from './harness.js';
 
 const MiB = 1024 * 1024;
@@ -161,6 +161,32 @@ describe('rudp engine over a deterministic fake link', () => {
     expect((outcome.error as MessageRefusedError).reason).toBe('too-large');
     expect(b.engine.receiverStatus()).toMatchObject({ reassemblies: 0, reassemblyBytes: 0 });
   });
+
+  // A refused message's chunks are not acknowledged, so losing its REFUSEs can only delay
+  // the refusal (or end in PeerUnresponsiveError), never make it look delivered.
+  for (const [reason, receiverOptions, length] of [
+    ['too-large', { maxMessageBytes: 100_000 }, 200_000],
+    ['memory', { peerBudgetBytes: 1_500 }, 2_000],
+  ] as const) {
+    for (const [label, lose] of [
+      ['every REFUSE', () => true],
+      ['only the first REFUSE', (n: number) => n === 0],
+    ] as const) {
+      it(`a message refused (${reason}) never resolves as delivered when ${label} is lost`, async () => {
+        const link = new FakeLink({ faults: { latencyMs: 5 } });
+        const a = link.endpoint('10.0.0.1', 1000, { peerTimeoutMs: 5_000 });
+        const b = link.endpoint('10.0.0.2', 2000, receiverOptions);
+        let refuses = 0;
+        link.filter = (bytes, _from, to) => (to.port === 1000 && bytes[3] === PACKET_REFUSE && lose(refuses++) ? 'drop' : undefined);
+        const outcome = await link.settle(a.engine.send(b.address, patternBytes(length, 13)), 60_000);
+        expect(b.delivered).toHaveLength(0);
+        expect(b.counters.get(`refused.${reason}`)).toBe(1);
+        if (label === 'every REFUSE') expect(outcome.error).toBeInstanceOf(PeerUnresponsiveError);
+        else expect((outcome.error as MessageRefusedError).reason).toBe(reason);
+        expect(a.counters.get('messages-delivered')).toBe(0);
+      });
+    }
+  }
 
   it('holds a peer to the receive window: its second message waits for room instead of being refused', async () => {
     const link = new FakeLink({ faults: { latencyMs: 5, bandwidthBytesPerSecond: 20 * MiB } });
@@ -342,6 +368,76 @@ describe('rudp engine over a deterministic fake link', () => {
     expect(outcome.error).toBeUndefined();
     expect(a.counters.get('peer-restarts')).toBe(1);
     expect(a.counters.get('dropped.stale')).toBe(5);
+    expect(b.delivered).toHaveLength(1);
+    expect(sha256(b.delivered[0]!.data)).toBe(sha256(data));
+  });
+
+  it('a late copy of a packet declared lost, acknowledged by the restarted receiver as stale, does not count as delivered', async () => {
+    const link = new FakeLink({ faults: { latencyMs: 10 } });
+    const a = link.endpoint('10.0.0.1', 1000, { peerTimeoutMs: 5_000 });
+    const b = link.endpoint('10.0.0.2', 2000);
+    // Hold back one chunk sent to the first instance (so the sender declares it lost), and
+    // after the restart drop the first copy of that chunk sent to the new instance.
+    let held: Uint8Array | undefined;
+    let heldIndex = -1;
+    let restarted = false;
+    let droppedCopy = false;
+    link.filter = (bytes, _from, to) => {
+      if (to.port !== 2000 || bytes[3] !== PACKET_CHUNK) return undefined;
+      const packet = decodePacket(bytes);
+      if (packet.type !== PACKET_CHUNK) return undefined;
+      const chunk = packet.packet;
+      if (!restarted && held === undefined && !isUnknownInstance(chunk.destination)) {
+        held = bytes.slice();
+        heldIndex = chunk.chunkIndex;
+        return 'drop';
+      }
+      if (restarted && !droppedCopy && chunk.chunkIndex === heldIndex && sameInstance(chunk.destination, b.engine.instance)) {
+        droppedCopy = true;
+        return 'drop';
+      }
+      return undefined;
+    };
+    const data = patternBytes(100_000, 3);
+    const sending = a.engine.send(b.address, data);
+    expect(await link.clock.runUntil(() => a.counters.get('packets-lost') > 0, { maxMs: 1_000, stepMs: 1 })).toBe(true);
+    b.restart({ crash: true });
+    restarted = true;
+    // The late copy reaches the new instance, which acknowledges it as stale.
+    b.engine.onControl(held!, a.address);
+    const outcome = await link.settle(sending, 60_000);
+    expect(outcome.error).toBeUndefined();
+    expect(droppedCopy).toBe(true);
+    expect(b.delivered).toHaveLength(1);
+    expect(sha256(b.delivered[0]!.data)).toBe(sha256(data));
+  });
+
+  it('a late acknowledgement from a crashed instance, after the sender first heard of its successor, does not wedge the path', async () => {
+    const link = new FakeLink({ faults: { latencyMs: 10 } });
+    const a = link.endpoint('10.0.0.1', 1000, { peerTimeoutMs: 5_000 });
+    const b = link.endpoint('10.0.0.2', 2000);
+    // The first instance's acknowledgements are all held back, so the sender first learns
+    // of the second instance; then one of the first's arrives.
+    const held: Uint8Array[] = [];
+    let holding = true;
+    link.filter = (bytes, _from, to) => {
+      if (holding && to.port === 1000 && bytes[3] === PACKET_ACK) {
+        held.push(bytes.slice());
+        return 'drop';
+      }
+      return undefined;
+    };
+    const data = patternBytes(2_000_000, 4);
+    const sending = a.engine.send(b.address, data);
+    await link.clock.advance(15);
+    b.restart({ crash: true });
+    holding = false;
+    expect(await link.clock.runUntil(() => a.counters.get('acks-in') > 0, { maxMs: 5_000, stepMs: 1 })).toBe(true);
+    expect(held.length).toBeGreaterThan(0);
+    a.engine.onControl(held[0]!, b.address);
+    const outcome = await link.settle(sending, 120_000);
+    expect(outcome.error).toBeUndefined();
+    expect(a.counters.get('dropped.stale')).toBeGreaterThanOrEqual(1);
     expect(b.delivered).toHaveLength(1);
     expect(sha256(b.delivered[0]!.data)).toBe(sha256(data));
   });
