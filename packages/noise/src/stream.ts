@@ -33,7 +33,7 @@ import {
   utf8Encode,
   type Address,
   type ByteSource,
-  type NodeId,
+  NodeId,
   type PublicIdentity,
   type SendOptions,
   type TimerHandle,
@@ -171,6 +171,10 @@ interface Pending {
    * time its identity check finishes means that connection is gone.
    */
   closes: number;
+  /** An identity proof of this handshake is being checked (on the thread pool). */
+  verifying: boolean;
+  /** A first handshake message from the peer that came while `verifying`: handled after the check. */
+  deferred: { readonly data: Uint8Array; readonly address: Address } | undefined;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -245,6 +249,9 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         ctx.clock.clearTimeout(entry.timer);
         earlyBytesTotal -= entry.earlyBytes;
         entry.earlyBytes = 0;
+        // Early messages not handed on by now never will be: count them.
+        for (let i = entry.early.length; i > 0; i--) counters.drop('early-abandoned');
+        entry.early.length = 0;
       };
 
       const failHandshake = (id: NodeId, address: Address | undefined, error: NoiseError, reason: string): void => {
@@ -286,12 +293,13 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           failHandshake(id, undefined, error, 'timeout');
           reject(error);
         }, handshakeTimeoutMs);
-        const entry: Pending = { handshake: undefined, promise, resolve, reject, timer, early: [], earlyBytes: 0, overflowed: false, closes: 0 };
+        const entry: Pending = { handshake: undefined, promise, resolve, reject, timer, early: [], earlyBytes: 0, overflowed: false, closes: 0, verifying: false, deferred: undefined };
         pending.set(id.hex, entry);
         return entry;
       };
 
-      const establish = (id: NodeId, address: Address, handshake: HandshakeState, identity: PublicIdentity, initiator: boolean): StreamSession => {
+      /** The session a completed handshake gives (not stored). */
+      const makeSession = (address: Address, handshake: HandshakeState, identity: PublicIdentity, initiator: boolean): StreamSession => {
         const keys = handshake.split();
         const info: SecureSession = {
           address,
@@ -309,6 +317,12 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           replay: new ReplayWindow(),
           sendCounter: 0,
         };
+        return session;
+      };
+
+      const establish = (id: NodeId, address: Address, handshake: HandshakeState, identity: PublicIdentity, initiator: boolean): StreamSession => {
+        const session = makeSession(address, handshake, identity, initiator);
+        const info = session.info;
         const old = sessions.get(id.hex);
         sessions.set(id.hex, session);
         if (old && ctx.observed('noise-session-close')) ctx.emit('noise-session-close', old.info, 'replaced');
@@ -317,9 +331,10 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         if (ctx.observed('noise-session-open')) ctx.emit('noise-session-open', info);
         const entry = pending.get(id.hex);
         if (entry) {
+          const early = entry.early.splice(0);
           removePending(id, entry);
           entry.resolve(session);
-          for (const early of entry.early) openSealed(session, early, id, address);
+          for (const message of early) openSealed(session, message, id, address);
         }
         return session;
       };
@@ -402,7 +417,9 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         if (session) return session;
         const signal = options?.signal;
         const timeoutMs = options?.timeoutMs;
-        if (signal === undefined && timeoutMs === undefined) return ensureSession(id);
+        // Every waiting call, with options or without, resumes through one derived promise,
+        // so calls made before the handshake seal in the order they were made.
+        if (signal === undefined && timeoutMs === undefined) return ensureSession(id).then(passThrough);
         try {
           checkTimeoutMs(timeoutMs, 'noise-stream');
         } catch (error) {
@@ -438,6 +455,8 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           );
         });
       };
+
+      const passThrough = (session: StreamSession): StreamSession => session;
 
       /** When a call with `options` started, for {@link remaining}: read from the clock only when it has a `timeoutMs`. */
       const startOf = (options: SendOptions | undefined): number => (options?.timeoutMs === undefined ? 0 : ctx.clock.now());
@@ -486,6 +505,14 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
       const SEALED_AD = Uint8Array.of(STREAM_MESSAGE.sealed);
 
       const openSealed = (session: StreamSession, message: Uint8Array, from: NodeId, address: Address): void => {
+        openSealedIf(session, message, from, address, true);
+      };
+
+      /**
+       * Opens and delivers a sealed message under `session`. When it is replayed or does not
+       * authenticate: counted as dropped if `count`, else left to the caller (false).
+       */
+      const openSealedIf = (session: StreamSession, message: Uint8Array, from: NodeId, address: Address, count: boolean): boolean => {
         let counter: number;
         let sealed: Uint8Array;
         try {
@@ -493,17 +520,19 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         } catch (error) {
           if (!(error instanceof WireError)) throw error;
           counters.drop(dropReason(error));
-          return;
+          return true;
         }
         const verdict = session.replay.check(counter);
         if (verdict !== 'ok') {
+          if (!count) return false;
           counters.drop(verdict);
-          return;
+          return true;
         }
         const plain = open(session, counter, SEALED_AD, sealed);
         if (plain === undefined) {
+          if (!count) return false;
           counters.drop('tampered');
-          return;
+          return true;
         }
         session.replay.accept(counter);
         hot.messagesIn++;
@@ -511,9 +540,18 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         const slot = ctx.slots.message;
         if (slot) slot(plain, from, address);
         else counters.drop('no-receiver');
+        return true;
       };
 
       // --- receive -----------------------------------------------------------------------
+
+      /** A proof check of `entry` ended: a first handshake message that came meanwhile is handled now. */
+      const afterCheck = (from: NodeId, entry: Pending): void => {
+        entry.verifying = false;
+        const deferred = entry.deferred;
+        entry.deferred = undefined;
+        if (deferred !== undefined && running) onMessage(deferred.data, from, deferred.address);
+      };
 
       const onMessage = (data: Uint8Array, from: NodeId, address: Address): void => {
         try {
@@ -526,11 +564,19 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           switch (kind) {
             case STREAM_MESSAGE.sealed: {
               const session = sessions.get(from.hex);
-              if (session) {
-                openSealed(session, data, from, address);
-                return;
-              }
               const entry = pending.get(from.hex);
+              if (session) {
+                // While we answer a new handshake from the peer (it came back on a new
+                // connection, keeping none of the old keys), a message may be the old
+                // session's, still arriving, or the new one's, sent as soon as the peer
+                // finished: what the old keys do not open waits for the new ones.
+                const answering = entry?.handshake !== undefined && !entry.handshake.initiator && entry.handshake.messagesDone >= 2;
+                if (!answering) {
+                  openSealed(session, data, from, address);
+                  return;
+                }
+                if (openSealedIf(session, data, from, address, false)) return;
+              }
               if (!entry) {
                 counters.drop('no-session');
                 return;
@@ -556,6 +602,15 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
             case STREAM_MESSAGE.handshake1: {
               if (!running) return;
               const entry = pending.get(from.hex);
+              if (entry?.verifying) {
+                // A new handshake while we check a proof of the one under way (the peer
+                // restarted, or gave up on a closed connection): answered once the check is
+                // done, so that its outcome cannot install the old handshake's keys after
+                // the new handshake took the peer's place.
+                entry.deferred = { data: data.slice(), address };
+                counters.add('handshakes-deferred');
+                return;
+              }
               if (entry?.handshake?.initiator && entry.handshake.messagesDone === 1) {
                 // Both sides dialled at once: the first message with the smaller ephemeral key wins.
                 const ours = entry.handshake.localEphemeralKey!;
@@ -583,12 +638,18 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
               }
               const payload = handshake.readMessage(body);
               const closes = entry.closes;
+              entry.verifying = true;
               detach(
-                authenticate(from, address, payload, handshake).then((identity) => {
-                  if (!identity || !running || pending.get(from.hex) !== entry || connectionLost(from, address, entry, closes)) return;
-                  sendRaw(from, withKind(STREAM_MESSAGE.handshake3, handshake.writeMessage(identityProof)));
-                  establish(from, address, handshake, identity, true);
-                }),
+                (async () => {
+                  try {
+                    const identity = await authenticate(from, address, payload, handshake);
+                    if (!identity || !running || pending.get(from.hex) !== entry || connectionLost(from, address, entry, closes)) return;
+                    sendRaw(from, withKind(STREAM_MESSAGE.handshake3, handshake.writeMessage(identityProof)));
+                    establish(from, address, handshake, identity, true);
+                  } finally {
+                    afterCheck(from, entry);
+                  }
+                })(),
               );
               return;
             }
@@ -601,11 +662,30 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
               }
               const payload = handshake.readMessage(body);
               const closes = entry.closes;
+              entry.verifying = true;
               detach(
-                authenticate(from, address, payload, handshake).then((identity) => {
-                  if (!identity || !running || pending.get(from.hex) !== entry || connectionLost(from, address, entry, closes)) return;
-                  establish(from, address, handshake, identity, false);
-                }),
+                (async () => {
+                  try {
+                    const identity = await authenticate(from, address, payload, handshake);
+                    if (!identity || !running || pending.get(from.hex) !== entry) return;
+                    if (entry.closes !== closes) {
+                      // The connection closed during the check. The peer finished its side
+                      // and may have sent messages it took as delivered: open them with the
+                      // keys just proven, then give the handshake up (a session now would
+                      // belong to no connection). Not after an overflow: we cut that
+                      // connection ourselves, and what came after the bound is gone, so
+                      // delivering the part before it would leave a gap.
+                      const early = entry.overflowed ? [] : entry.early.splice(0);
+                      const closed = makeSession(address, handshake, identity, false);
+                      abandon(from, address, entry);
+                      for (const message of early) openSealed(closed, message, from, address);
+                      return;
+                    }
+                    establish(from, address, handshake, identity, false);
+                  } finally {
+                    afterCheck(from, entry);
+                  }
+                })(),
               );
               return;
             }
@@ -862,6 +942,8 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
       // --- send ---------------------------------------------------------------------------
 
       const sendMessage = async (to: NodeId, data: Uint8Array, sendOptions?: SendOptions): Promise<void> => {
+        checkTarget(to, 'sendMessage');
+        if (!(data instanceof Uint8Array)) throw new InvalidArgumentError('noiseStream.sendMessage: data must be a Uint8Array');
         const startedAt = startOf(sendOptions);
         const session = await sessionFor(to, sendOptions);
         sendOptions = remaining(sendOptions, startedAt);
@@ -872,13 +954,17 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         view.setUint32(1, Math.floor(counter / 0x1_0000_0000));
         view.setUint32(5, counter >>> 0);
         sealInto(session.send, counter, SEALED_AD, data, out, SEALED_HEADER_LENGTH);
-        hot.messagesOut++;
-        hot.bytesOut += data.length;
         try {
           await ctx.below.sendMessage(to, out, sendOptions);
         } catch (error) {
           throw tooLargeInPlaintext(error, data.length) ?? error;
         }
+        hot.messagesOut++;
+        hot.bytesOut += data.length;
+      };
+
+      const checkTarget = (to: NodeId, what: string): void => {
+        if (!(to instanceof NodeId)) throw new InvalidArgumentError(`noiseStream.${what}: 'to' must be a NodeId`);
       };
 
       /**
@@ -972,6 +1058,10 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
       }
 
       const sendStream = async (to: NodeId, source: ByteSource, sendOptions?: SendOptions): Promise<void> => {
+        checkTarget(to, 'sendStream');
+        if (source === null || typeof source !== 'object' || (!(Symbol.asyncIterator in source) && !(Symbol.iterator in source))) {
+          throw new InvalidArgumentError('noiseStream.sendStream: the source must be an iterable or async iterable of Uint8Array chunks');
+        }
         const startedAt = startOf(sendOptions);
         const session = await sessionFor(to, sendOptions);
         const giveUp = new AbortController();
@@ -1013,7 +1103,9 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
               const state = ctx.below.connectionState;
               if (state) {
                 queueMicrotask(() => {
-                  if (!running || pending.get(id.hex) !== entry || state(id) !== 'none') return;
+                  // A proof under check decides itself once checked (its tail sees the close):
+                  // messages the peer sent before closing are delivered if the proof holds.
+                  if (!running || pending.get(id.hex) !== entry || entry.verifying || state(id) !== 'none') return;
                   abandon(id, undefined, entry);
                 });
               }

@@ -11,6 +11,7 @@ import { STREAM_HEADER_LENGTH } from '../src/wire.js';
 import { directoryLayer } from '@deccom/core/testing';
 import { Pipe } from './stream-harness.js';
 import { sleep, waitFor } from './helpers.js';
+import { scrypt } from 'node:crypto';
 
 const stops: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -715,5 +716,113 @@ describe('noiseStream() openConnection and per-call options', () => {
     await expect(a.node.sendMessage(b.node.id, text('z'), { signal: aborted.signal })).rejects.toMatchObject({ code: 'ABORTED' });
     // Every bounded call waited on the one handshake, which goes on (to its own timeout).
     expect(counter(a.node, 'handshakes-initiated')).toBe(1);
+  });
+});
+
+/** Keeps libuv's four pool threads busy for a while (a loaded machine): identity-proof checks queue behind it. */
+const busyThreadPool = (): Promise<unknown> =>
+  Promise.all(Array.from({ length: 4 }, () => new Promise((resolve) => scrypt('x', 'y', 64, { N: 2 ** 15, r: 8, p: 1, maxmem: 2 ** 28 }, resolve))));
+const outcome = (promise: Promise<unknown>): Promise<string> => promise.then(
+  () => 'ok',
+  (error: { name?: string; code?: string }) => `${error?.name}:${error?.code}`,
+);
+
+describe('noiseStream(): sessions across closes and restarts', () => {
+  it('the receiver closing the connection while messages flow loses none of the sends that resolved', { timeout: 30_000 }, async () => {
+    const { a, b } = await tcpPair();
+    const got: number[] = [];
+    b.handle('message', (data) => {
+      got.push(Number(decode(data)));
+      if (got.length === 50) void b.closeConnection(a.id);
+    });
+    await a.secureStreamSession(b.id);
+    const sends: Promise<string>[] = [];
+    for (let i = 0; i < 300; i++) {
+      sends.push(outcome(a.sendMessage(b.id, text(String(i)), { timeoutMs: 5_000 })));
+      if (i % 10 === 0) await sleep(1);
+    }
+    const results = await Promise.all(sends);
+    const delivered = results.filter((result) => result === 'ok').length;
+    expect(await waitFor(() => got.length >= delivered, 5_000)).toBe(true);
+    expect(new Set(got).size).toBe(got.length);
+    expect(got.length, JSON.stringify(b.counters()['noise-stream'])).toBe(delivered);
+    expect(counter(b, 'dropped.replayed') + counter(b, 'dropped.tampered')).toBe(0);
+  });
+
+  it('a message sent and then a graceful close, while the responder still checks the proof, is delivered', { timeout: 30_000 }, async () => {
+    const { a, b } = await tcpPair();
+    const got: string[] = [];
+    b.handle('message', (data) => void got.push(decode(data)));
+    let busy: Promise<unknown> | undefined;
+    a.on('noise-session-open', () => void (busy ??= busyThreadPool()));
+    await a.sendMessage(b.id, text('first'));
+    await a.closeConnection(b.id);
+    await busy;
+    expect(await waitFor(() => got.length === 1, 5_000)).toBe(true);
+    expect(got).toEqual(['first']);
+    expect(counter(b, 'dropped')).toBe(0);
+  });
+
+  it('a peer that restarts (same identity, new port) while the responder checks its proof gets a working session', { timeout: 30_000 }, async () => {
+    const directory = book();
+    const identity = Identity.generate();
+    const make = (id?: Identity) => {
+      const node = createNode({ identity: id, layers: [directory.layer(), tcp({ host: '127.0.0.1' }), noiseStream()] });
+      stops.push(() => node.stop());
+      return node;
+    };
+    const b = make();
+    const a1 = make(identity);
+    await b.start();
+    await a1.start();
+    directory.records.set(b.id.hex, b.localPeer());
+    directory.records.set(a1.id.hex, a1.localPeer());
+    const gotB: string[] = [];
+    const gotA: string[] = [];
+    b.handle('message', (data) => void gotB.push(decode(data)));
+    let busy: Promise<unknown> | undefined;
+    a1.on('noise-session-open', () => void (busy ??= busyThreadPool()));
+    await a1.sendMessage(b.id, text('first'));
+    const stopping = a1.stop();
+    const a2 = make(identity);
+    a2.handle('message', (data) => void gotA.push(decode(data)));
+    await a2.start();
+    directory.records.set(a2.id.hex, a2.localPeer());
+    const results = [await outcome(a2.sendMessage(b.id, text('again'), { timeoutMs: 5_000 }))];
+    await stopping;
+    await busy;
+    for (let i = 0; i < 5; i++) results.push(await outcome(a2.sendMessage(b.id, text(`a${i}`), { timeoutMs: 5_000 })));
+    results.push(await outcome(b.sendMessage(a2.id, text('from b'), { timeoutMs: 5_000 })));
+    expect(results.every((result) => result === 'ok'), results.join()).toBe(true);
+    expect(await waitFor(() => gotB.length === 7 && gotA.length === 1, 5_000), JSON.stringify({ gotB, gotA, b: b.counters()['noise-stream'] })).toBe(true);
+    expect(gotB).toEqual(['first', 'again', 'a0', 'a1', 'a2', 'a3', 'a4']);
+    expect(gotA).toEqual(['from b']);
+  });
+
+  it('messages sent before the first handshake arrive in the order they were sent, with options or without', async () => {
+    const { a, b } = await tcpPair();
+    const got: string[] = [];
+    b.handle('message', (data) => void got.push(decode(data)));
+    await Promise.all([
+      a.sendMessage(b.id, text('1'), { timeoutMs: 5_000 }),
+      a.sendMessage(b.id, text('2')),
+      a.sendMessage(b.id, text('3'), { signal: new AbortController().signal }),
+      a.sendMessage(b.id, text('4')),
+    ]);
+    expect(await waitFor(() => got.length === 4)).toBe(true);
+    expect(got).toEqual(['1', '2', '3', '4']);
+  });
+
+  it('refuses data that is not bytes, a target that is not a NodeId and a source that is not iterable, with InvalidArgumentError, sending nothing', async () => {
+    const { a, b } = await tcpPair();
+    await expect(a.sendMessage(b.id, 'hello' as unknown as Uint8Array)).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(a.sendMessage(b.id, null as unknown as Uint8Array)).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(a.sendMessage(undefined as unknown as NodeId, text('x'))).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(a.sendStream(b.id, null as unknown as Iterable<Uint8Array>)).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(a.sendStream(b.id, 42 as unknown as Iterable<Uint8Array>)).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(counter(a, 'handshakes-initiated')).toBe(0);
+    // A message refused for its size is not counted as sent.
+    await expect(a.sendMessage(b.id, new Uint8Array(17 * 1024 * 1024))).rejects.toBeInstanceOf(MessageTooLargeError);
+    expect(counter(a, 'messages-out')).toBe(0);
   });
 });
