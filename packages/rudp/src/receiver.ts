@@ -38,13 +38,13 @@ import {
   isUnknownInstance,
   sameInstance,
   MAX_U32,
+  reassemblyCharge,
   type Chunk,
   type InstanceId,
   type RefuseReason,
 } from './wire.js';
 
-/** Bytes charged per reassembly on top of its length (object, bitmap header, map entries). */
-export const REASSEMBLY_OVERHEAD_BYTES = 1024;
+export { REASSEMBLY_OVERHEAD_BYTES } from './wire.js';
 /**
  * Bytes of chunks a message must bring before its whole buffer is allocated. Its length is
  * reserved from the budgets at once, but memory is only committed once the sender has
@@ -111,7 +111,7 @@ class Reassembly {
   ) {
     this.chunks = chunkCount(length, chunkSize);
     this.have = new Uint8Array(this.chunks);
-    this.charge = length + this.chunks + REASSEMBLY_OVERHEAD_BYTES;
+    this.charge = reassemblyCharge(length, chunkSize);
   }
 
   /** Stores chunk `index` (not stored before). Throws when the buffer cannot be allocated. */
@@ -339,7 +339,7 @@ export class Receiver {
   }
 
   private admit(session: Session, chunk: Chunk, now: number): Reassembly | undefined {
-    const charge = chunk.messageLength + chunkCount(chunk.messageLength, chunk.chunkSize) + REASSEMBLY_OVERHEAD_BYTES;
+    const charge = reassemblyCharge(chunk.messageLength, chunk.chunkSize);
     const options = this.options;
     const fits = (): boolean =>
       session.budget.used + charge <= options.peerBudgetBytes && this.totalUsed + charge <= options.totalBudgetBytes && this.reassemblies.size < options.maxReassemblies;
@@ -453,6 +453,8 @@ export class Receiver {
 
   /** Room this receiver still has for `session`'s new messages. */
   private window(session: Session): number {
+    // No reassembly slot left: no room at all, whatever the bytes say.
+    if (this.reassemblies.size >= this.options.maxReassemblies) return 0;
     const room = Math.min(this.options.peerBudgetBytes - session.budget.used, this.options.totalBudgetBytes - this.totalUsed);
     return Math.max(0, Math.min(MAX_U32, Math.floor(room)));
   }

@@ -20,6 +20,7 @@ import { NewReno, Pacer } from './congestion.js';
 import { RttEstimator } from './rtt.js';
 import {
   chunkCount,
+  reassemblyCharge,
   writeChunk,
   isUnknownInstance,
   sameInstance,
@@ -75,6 +76,8 @@ export type MessageStatus = 'waiting' | 'active' | 'done';
 export class OutgoingMessage {
   counter = -1;
   readonly chunks: number;
+  /** What the receiver charges its budget for reassembling this message. */
+  readonly charge: number;
   readonly acked: Uint8Array;
   ackedChunks = 0;
   ackedBytes = 0;
@@ -93,6 +96,7 @@ export class OutgoingMessage {
   ) {
     this.chunks = chunkCount(data.byteLength, chunkSize);
     this.acked = new Uint8Array(this.chunks);
+    this.charge = reassemblyCharge(data.byteLength, chunkSize);
   }
 
   get length(): number {
@@ -204,9 +208,13 @@ export class PeerSender {
   private basePacketNumber = 0;
   bytesInFlight = 0;
   largestAcked = -1;
-  /** Receiver's advertised room for new messages (bytes), and bytes of multi-chunk messages started since. */
+  /**
+   * Receiver's advertised room for new messages (bytes), from the newest acknowledgement.
+   * It already counts every message the receiver had a chunk of when it sent that
+   * acknowledgement; messages started that have no chunk acknowledged yet may not be
+   * counted in it, so the sender counts them against it itself (their charge).
+   */
   windowBytes = Infinity;
-  private startedSinceAck = 0;
   /** Earliest time a packet in flight becomes lost by the time threshold. */
   private lossTime: number | undefined;
   /** Consecutive retransmission timeouts. */
@@ -317,7 +325,10 @@ export class PeerSender {
     if (this.nextCounter > MAX_U32) return false;
     const next = this.waiting[this.waitingHead]!;
     // Single-chunk messages are delivered on arrival and hold no reassembly memory.
-    return next.chunks === 1 || next.length <= this.windowBytes - this.startedSinceAck;
+    if (next.chunks === 1) return true;
+    let unconfirmed = 0;
+    for (const message of this.active) if (message.chunks > 1 && message.ackedChunks === 0) unconfirmed += message.charge;
+    return next.charge <= this.windowBytes - unconfirmed;
   }
 
   private activate(): OutgoingMessage | undefined {
@@ -330,7 +341,6 @@ export class PeerSender {
     }
     message.counter = this.nextCounter++;
     message.status = 'active';
-    if (message.chunks > 1) this.startedSinceAck += message.length;
     this.active.push(message);
     if (this.active.length === 1) this.floor = message.counter;
     return message;
@@ -498,10 +508,10 @@ export class PeerSender {
       restarted = true;
     }
     this.lastProgressAt = now;
-    this.windowBytes = ack.windowBytes;
-    this.startedSinceAck = 0;
     const lastSent = this.nextPacketNumber - 1;
     const largest = Math.min(ack.ranges[0]!.high, lastSent);
+    // An acknowledgement overtaken by a newer one carries an older, larger window.
+    if (restarted || largest >= this.largestAcked) this.windowBytes = ack.windowBytes;
     this.cc.onAckRound(largest, this.nextPacketNumber);
     let newlyAcked = 0;
     let largestRecord: PacketRecord | undefined;

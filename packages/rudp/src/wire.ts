@@ -250,6 +250,18 @@ export function chunkCount(messageLength: number, chunkSize: number): number {
   return messageLength === 0 ? 1 : Math.ceil(messageLength / chunkSize);
 }
 
+/** Bytes charged per reassembly on top of its length and a byte per chunk (object, bitmap header, map entries). */
+export const REASSEMBLY_OVERHEAD_BYTES = 1024;
+
+/**
+ * Budget a receiver charges for reassembling a message (its length, a byte per chunk for
+ * the received-chunk map, a fixed overhead), and what a sender counts against the window
+ * the receiver advertises.
+ */
+export function reassemblyCharge(messageLength: number, chunkSize: number): number {
+  return messageLength + chunkCount(messageLength, chunkSize) + REASSEMBLY_OVERHEAD_BYTES;
+}
+
 /** Length of chunk `index`'s payload. */
 export function chunkLength(messageLength: number, chunkSize: number, index: number): number {
   return Math.min(chunkSize, messageLength - index * chunkSize);

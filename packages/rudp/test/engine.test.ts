@@ -203,6 +203,30 @@ describe('rudp engine over a deterministic fake link', () => {
     expect(b.counters.get('refused.memory')).toBe(0);
   });
 
+  it('the window counts what the receiver charges: a second message that would not fit waits, it is not refused', async () => {
+    const link = new FakeLink({ faults: { latencyMs: 5 } });
+    const a = link.endpoint('10.0.0.1', 1000);
+    const b = link.endpoint('10.0.0.2', 2000, { peerBudgetBytes: 100_000 });
+    // 50,000 + 48,500 bytes fit the budget, but not with the receiver's per-message charge
+    // (length + one byte a chunk + 1,024): the second must wait for the first.
+    const results = await link.settle(Promise.allSettled([a.engine.send(b.address, patternBytes(50_000, 1)), a.engine.send(b.address, patternBytes(48_500, 2))]));
+    expect(results.value!.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
+    expect(b.counters.get('refused.memory')).toBe(0);
+    expect(b.delivered).toHaveLength(2);
+  });
+
+  it('messages started on an acknowledgement sent before the receiver saw the previous ones wait for room, they are not refused', async () => {
+    const link = new FakeLink({ faults: { latencyMs: 10, bandwidthBytesPerSecond: 20 * MiB } });
+    const a = link.endpoint('10.0.0.1', 1000);
+    const b = link.endpoint('10.0.0.2', 2000, { peerBudgetBytes: 2.5 * MiB });
+    const sends = Array.from({ length: 5 }, (_, i) => a.engine.send(b.address, patternBytes(MiB, 10 + i)));
+    const results = await link.settle(Promise.allSettled(sends), 120_000);
+    expect(results.value!.map((r) => r.status)).toEqual(Array(5).fill('fulfilled'));
+    expect(b.counters.get('refused.memory')).toBe(0);
+    expect(b.delivered).toHaveLength(5);
+    expect(b.engine.receiverStatus()!.peakReassemblyBytes).toBeLessThanOrEqual(2.5 * MiB);
+  });
+
   it('is refused (typed) beyond the reassembly memory budget, per peer and in total', async () => {
     const link = new FakeLink({ faults: { latencyMs: 5, bandwidthBytesPerSecond: 20 * MiB } });
     const b = link.endpoint('10.0.0.2', 2000, { peerBudgetBytes: 3 * MiB, totalBudgetBytes: 5 * MiB });
