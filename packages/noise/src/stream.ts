@@ -667,7 +667,8 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
                 (async () => {
                   try {
                     const identity = await authenticate(from, address, payload, handshake);
-                    if (!identity || !running || pending.get(from.hex) !== entry) return;
+                    // After a stop, an entry still pending was kept for this check (see stop).
+                    if (!identity || pending.get(from.hex) !== entry) return;
                     if (entry.closes !== closes) {
                       // The connection closed during the check. The peer finished its side
                       // and may have sent messages it took as delivered: open them with the
@@ -1119,22 +1120,33 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
           },
         },
         start: () => {
+          // Sessions and checks kept through the last stop (see there) end now.
+          sessions.clear();
+          pending.clear();
+          earlyBytesTotal = 0;
           running = true;
         },
         stop: () => {
           running = false;
           const stopped = new StateError('STOPPED', 'the noise-stream layer stopped');
-          for (const entry of pending.values()) {
+          for (const [key, entry] of [...pending.entries()]) {
             ctx.clock.clearTimeout(entry.timer);
             entry.reject(stopped);
+            // A peer whose final message we are checking has finished its side and may be
+            // sending: the check goes on, and its session opens what arrives (below).
+            if (entry.verifying && entry.handshake !== undefined && !entry.handshake.initiator) continue;
+            for (let i = entry.early.length; i > 0; i--) counters.drop('early-abandoned');
+            earlyBytesTotal -= entry.earlyBytes;
+            pending.delete(key);
           }
-          pending.clear();
-          earlyBytesTotal = 0;
+          // Layers stop from the top: the transport below may still deliver what its
+          // connections carry while it closes them gracefully, messages whose senders saw
+          // them sent. The sessions stay to open those (nothing is sent on them any more:
+          // every call is refused once stopped) and are dropped at the next start.
           for (const session of sessions.values()) if (ctx.observed('noise-session-close')) ctx.emit('noise-session-close', session.info, 'stopped');
-          sessions.clear();
           counters.set('sessions', 0);
         },
-        status: () => ({ mode, sessions: sessions.size, pending: pending.size }),
+        status: () => ({ mode, sessions: running ? sessions.size : 0, pending: pending.size }),
       };
     },
   });

@@ -799,6 +799,28 @@ describe('noiseStream(): sessions across closes and restarts', () => {
     expect(gotA).toEqual(['from b']);
   });
 
+  it('a receiver that stops while messages arrive delivers every message whose send resolved, as bare tcp does', { timeout: 30_000 }, async () => {
+    for (let round = 0; round < 3; round++) {
+      const { a, b } = await tcpPair();
+      const got = new Set<number>();
+      b.handle('message', (data) => void got.add(Number(decode(data))));
+      await a.secureStreamSession(b.id);
+      const results: string[] = [];
+      const sends: Promise<void>[] = [];
+      const stopping = sleep(20).then(() => b.stop());
+      for (let i = 0; i < 100; i++) {
+        sends.push(outcome(a.sendMessage(b.id, text(String(i)), { timeoutMs: 2_000 })).then((result) => void (results[i] = result)));
+        await sleep(1);
+      }
+      await stopping;
+      await Promise.all(sends);
+      const lost = results.flatMap((result, i) => (result === 'ok' && !got.has(i) ? [i] : []));
+      expect(lost, JSON.stringify(b.counters()['noise-stream'])).toEqual([]);
+      expect(results.filter((result) => result === 'ok').length).toBeGreaterThan(0);
+      await a.stop();
+    }
+  });
+
   it('messages sent before the first handshake arrive in the order they were sent, with options or without', async () => {
     const { a, b } = await tcpPair();
     const got: string[] = [];
