@@ -20,6 +20,7 @@
  * @packageDocumentation
  */
 import {
+  addressKey,
   checkTimeoutMs,
   decodeFrame,
   defineLayer,
@@ -54,6 +55,9 @@ import {
 } from './wire.js';
 
 export { GOSSIP_PROTOCOL, MESSAGE, decodeMessage, type GossipMessage, encodeFind, encodeFound, encodeNotice, encodePull, encodePullResponse, encodeRecordMessage } from './wire.js';
+
+/** Addresses remembered for the one-PUSH-per-interval limit on senders we do not know. */
+const UNKNOWN_PUSH_SOURCES = 4_096;
 
 export interface GossipOptions {
   /** Addresses to join through. Default none. */
@@ -141,6 +145,19 @@ export function gossip(options: GossipOptions = {}) {
       };
 
       /** A peer we heard of: known peers are refreshed; new ones join after approval. */
+      /** When an address we do not know last had a PUSH taken (insertion order: oldest first). */
+      const unknownPushAt = new Map<string, number>();
+      const unknownPushAllowed = (from: Address): boolean => {
+        const key = addressKey(from);
+        const now = ctx.clock.now();
+        const last = unknownPushAt.get(key);
+        if (last !== undefined && now - last < intervalMs) return false;
+        unknownPushAt.delete(key);
+        if (unknownPushAt.size >= UNKNOWN_PUSH_SOURCES) unknownPushAt.delete(unknownPushAt.keys().next().value as string);
+        unknownPushAt.set(key, now);
+        return true;
+      };
+
       const learn = (peer: PeerRecord, direct: boolean): void => {
         if (!acceptable(peer)) return;
         if (store.has(peer.id)) {
@@ -272,7 +289,14 @@ export function gossip(options: GossipOptions = {}) {
             break;
           }
           case MESSAGE.push: {
+            // Views are asymmetric, so a PUSH often comes from a peer we do not know; but
+            // taken from anyone without limit, one address could fill the view with made-up
+            // records and push out the live ones. From an unknown address: one per interval.
             const sender = store.byAddressOf(from);
+            if (!sender && !unknownPushAllowed(from)) {
+              counters.drop('unsolicited-push');
+              return;
+            }
             if (!store.has(message.peer.id) && sender) ctx.below.heardFrom?.(message.peer.address, sender.peer);
             learn(message.peer, false);
             break;
@@ -425,6 +449,7 @@ export function gossip(options: GossipOptions = {}) {
           leftAt.clear();
           store.clear();
           seenFloods.clear();
+          unknownPushAt.clear();
         },
         status: () => ({ peers: store.size, findsInProgress: finds.size }),
         provides: {
