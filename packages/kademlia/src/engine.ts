@@ -148,6 +148,8 @@ export class KademliaEngine {
    */
   private readonly departed = new Map<string, { address: Address; at: number }>();
   private running = false;
+  /** Stopped after running (calls now get STOPPED rather than NOT_STARTED). */
+  private stopped = false;
   private joinWanted = false;
   private joinReady = false;
   private joinTimer: TimerHandle | undefined;
@@ -192,6 +194,7 @@ export class KademliaEngine {
 
   start(): void {
     this.running = true;
+    this.stopped = false;
     const { clock } = this.ctx;
     const { refreshIntervalMs, bootstrapRetryMs } = this.config;
     this.stopTimers = [
@@ -218,6 +221,7 @@ export class KademliaEngine {
     for (const key of [...this.announcing.keys()]) this.withdraw(key);
     this.announcing.clear();
     this.running = false;
+    this.stopped = true;
     if (this.joinTimer !== undefined) this.ctx.clock.clearTimeout(this.joinTimer);
     this.joinTimer = undefined;
     this.joinWanted = false;
@@ -669,7 +673,9 @@ export class KademliaEngine {
   }
 
   private requireRunning(what: string): void {
-    if (!this.running) throw new StateError('NOT_STARTED', `kademlia.${what}: the layer is not started`);
+    if (this.running) return;
+    if (this.stopped) throw new StateError('STOPPED', `kademlia.${what}: the node stopped`);
+    throw new StateError('NOT_STARTED', `kademlia.${what}: the layer is not started`);
   }
 
   async findPeer(id: NodeId, options: FindOptions = {}): Promise<PeerRecord> {
@@ -678,31 +684,56 @@ export class KademliaEngine {
     checkTimeoutMs(options.timeoutMs, 'kademlia.findPeer');
     throwIfAborted(options.signal);
     if (id.equals(this.self)) return this.ctx.localPeer();
+    const timeoutMs = options.timeoutMs ?? this.config.lookupTimeoutMs;
+    const deadline = this.ctx.clock.now() + timeoutMs;
+    const remaining = (): number => {
+      const left = deadline - this.ctx.clock.now();
+      if (left <= 0) throw new TimeoutError(`kademlia.findPeer: no confirmed record within ${timeoutMs} ms`);
+      return left;
+    };
     const known = this.table.get(id);
     if (known !== undefined) {
       if (!options.fresh) return known;
       // The peer itself, asked at the address we know, is the freshest source.
-      const confirmed = await this.confirm(known, options.signal);
+      const confirmed = await this.confirm(known, options.signal, Math.min(this.config.requestTimeoutMs, timeoutMs));
       if (confirmed !== undefined) return confirmed;
-      if (!this.running) throw new StateError('STOPPED', 'kademlia: the node stopped');
-      throwIfAborted(options.signal);
+      this.settledCheck(options.signal);
     }
     const search = this.search(id.bytes, 'node');
-    const result = await this.wait(search, options.signal, options.timeoutMs ?? this.config.lookupTimeoutMs);
-    if (result.found === undefined) {
+    const result = await this.wait(search, options.signal, remaining());
+    const found = result.found;
+    if (found === undefined) {
       this.ctx.counters.add('lookups-not-found');
       throw new NotFoundError(`kademlia: peer ${id.short}… not found (${result.stats.messages} queries)`);
     }
-    return result.found;
+    if (!options.fresh || known === undefined) return found;
+    // Fresh, and the peer did not answer at the address we knew: the network's record is
+    // only worth more if it names another address, and only once the peer answers there.
+    if (addressKey(found.address) === addressKey(known.address)) {
+      this.ctx.counters.add('lookups-not-found');
+      throw new NotFoundError(`kademlia: peer ${id.short}… does not answer at ${known.address.host}:${known.address.port}, the only address the network knows`);
+    }
+    const moved = await this.confirm(found, options.signal, Math.min(this.config.requestTimeoutMs, remaining()));
+    if (moved !== undefined) return moved;
+    this.settledCheck(options.signal);
+    remaining();
+    this.ctx.counters.add('lookups-not-found');
+    throw new NotFoundError(`kademlia: peer ${id.short}… answers neither at the address known here nor at the one the network gave`);
+  }
+
+  /** After a confirmation came back empty: STOPPED if the node stopped, AbortError if aborted. */
+  private settledCheck(signal: AbortSignal | undefined): void {
+    if (!this.running) throw new StateError('STOPPED', 'kademlia: the node stopped');
+    throwIfAborted(signal);
   }
 
   /**
    * Asks the peer of `known` at its address to introduce itself (ASK_ID) and resolves with
    * its record as it now stands (the introduction updates the table like any direct
-   * contact), or undefined after `requestTimeoutMs` without an acceptable introduction
-   * from that address naming that id.
+   * contact), or undefined after `waitMs` without an acceptable introduction from that
+   * address naming that id.
    */
-  private confirm(known: PeerRecord, signal: AbortSignal | undefined): Promise<PeerRecord | undefined> {
+  private confirm(known: PeerRecord, signal: AbortSignal | undefined, waitMs: number): Promise<PeerRecord | undefined> {
     const key = addressKey(known.address);
     this.ctx.counters.add('fresh-confirmations');
     return new Promise((resolve) => {
@@ -715,10 +746,13 @@ export class KademliaEngine {
         if (set.size === 0 && this.confirmations.get(key) === set) this.confirmations.delete(key);
         cancel();
         signal?.removeEventListener('abort', onAbort);
-        resolve(peer === undefined ? undefined : (this.table.get(known.id) ?? peer));
+        if (peer === undefined) return resolve(undefined);
+        // The table's record once it names where the peer answered (it may hold more, e.g. a signature).
+        const entry = this.table.get(known.id);
+        resolve(entry !== undefined && sameHostPort(entry.address, peer.address) ? entry : peer);
       };
       const onAbort = (): void => done(undefined);
-      const cancel = this.ctx.clock.setDeadline(() => done(undefined), this.config.requestTimeoutMs);
+      const cancel = this.ctx.clock.setDeadline(() => done(undefined), waitMs);
       set.add(done);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.send(known.address, encodeMessage({ type: MESSAGE.askId, peer: this.ctx.localPeer() }));

@@ -11,6 +11,7 @@ import {
   sha256,
   signPeerRecord,
   StateError,
+  TimeoutError,
   utf8Encode,
   type Address,
   type Clock,
@@ -108,6 +109,7 @@ describe('kademlia on the in-memory network', () => {
     await stopAll(sim);
     await expect(pending).rejects.toMatchObject({ code: 'STOPPED' });
     await expect(sim.nodes[5]!.findPeer(missing)).rejects.toBeInstanceOf(StateError);
+    await expect(sim.nodes[5]!.findPeer(missing)).rejects.toMatchObject({ code: 'STOPPED' });
   }, 30_000);
 
   it('shares one search between concurrent lookups of one id; aborts and deadlines reject per caller', async () => {
@@ -263,10 +265,11 @@ describe('kademlia on the in-memory network', () => {
     expect(fresh.id.equals(known.id)).toBe(true);
     expect(asked()).toBe(1);
     expect(lookups()).toBe(before);
-    // Known but silent: the question times out, then a lookup runs (others may still hold its record).
+    // Known but silent: the question times out, then a lookup runs (others may hold a newer
+    // record). Here they only know the same silent address: not found, never the stale record.
     sim.network.unbind(known.localAddress());
     const startedAt = sim.clock.now();
-    await settle(sim.clock, from.findPeer(known.id, { fresh: true }).catch(() => undefined));
+    await expect(settle(sim.clock, from.findPeer(known.id, { fresh: true }))).rejects.toBeInstanceOf(NotFoundError);
     expect(sim.clock.now() - startedAt).toBeGreaterThanOrEqual(1_000);
     expect(asked()).toBe(2);
     expect(lookups()).toBeGreaterThan(before);
@@ -278,6 +281,45 @@ describe('kademlia on the in-memory network', () => {
     const pending = from.findPeer(other.id, { fresh: true });
     await stopAll(sim);
     await expect(pending).rejects.toMatchObject({ code: 'STOPPED' });
+  });
+
+  it('findPeer({ fresh: true }) finds a peer that restarted at another address, and keeps to timeoutMs', async () => {
+    const sim = await buildNetwork(30, { link: { latencyMs: 5 } });
+    const from = sim.alive[3]!;
+    const index = sim.nodes.findIndex((n) => n !== from && !sim.seeds.includes(n) && from.getPeer(n.id) !== undefined);
+    const known = sim.nodes[index]!;
+    const where = (address: Address | undefined) => (address === undefined ? undefined : `${address.host}:${address.port}`);
+    const oldAddress = where(known.localAddress());
+    // The same identity comes back on a new port and joins through a seed; `from` still
+    // holds the old address.
+    await known.stop();
+    sim.alive = sim.alive.filter((n) => n !== known);
+    // While it joins, `from` cannot hear it (else `from` would learn the new address first hand).
+    const host = sim.network.allocateHost();
+    sim.network.partition([from.localAddress().host], [host]);
+    const back = createNode({
+      clock: sim.clock,
+      random: 99,
+      identity: Identity.fromString(`node-${index}`),
+      layers: [memoryTransport(sim.network, { host }), kademlia({ bootstrap: [sim.seeds[0]!.localAddress()] })],
+    });
+    expect(back.id.equals(known.id)).toBe(true);
+    await back.start();
+    await sim.clock.advance(3_000);
+    sim.network.heal();
+    expect(where(back.localAddress())).not.toBe(oldAddress);
+    expect(where(from.getPeer(known.id)?.address)).toBe(oldAddress);
+    // Without fresh: the stale record. With fresh: the peer where it answers now.
+    expect(where((await from.findPeer(known.id)).address)).toBe(oldAddress);
+    const found = await settle(sim.clock, from.findPeer(known.id, { fresh: true }));
+    expect(where(found.address)).toBe(where(back.localAddress()));
+    expect(where(from.getPeer(known.id)?.address)).toBe(where(back.localAddress()));
+    // A silent peer and a budget shorter than requestTimeoutMs (1,000 ms): TimeoutError at the budget.
+    await back.stop();
+    const startedAt = sim.clock.now();
+    await expect(settle(sim.clock, from.findPeer(known.id, { fresh: true, timeoutMs: 600 }))).rejects.toBeInstanceOf(TimeoutError);
+    expect(sim.clock.now() - startedAt).toBeLessThanOrEqual(700);
+    await stopAll(sim);
   });
 
   it('passes application datagrams through, framed apart from its own messages', async () => {
