@@ -97,3 +97,123 @@ export class PendingRequests<K, T> {
     for (const key of [...this.entries.keys()]) this.finish(key)?.reject(error);
   }
 }
+
+/** How one caller of {@link SharedSearches.wait} waits. */
+export interface SharedWaitOptions {
+  /** This caller's deadline. */
+  timeoutMs: number;
+  /** This caller gives up when it aborts (AbortError). */
+  signal?: AbortSignal | undefined;
+  /** Named in errors. */
+  description: string;
+  /** The error at this caller's deadline. Default: a TimeoutError. */
+  onTimeout?: () => Error;
+}
+
+interface SharedSearch<T> {
+  readonly waiters: Set<{ resolve(value: T): void; reject(error: unknown): void }>;
+}
+
+/**
+ * One search per key, shared by every caller that wants the same thing at once (e.g. a
+ * find flooded through a gossip network): the first caller starts it, later ones join it,
+ * each with its own deadline and abort signal. The search ends when it is resolved, when
+ * `rejectAll` runs (stop), or when its last caller gave up; then `onEnd` runs once for its
+ * key, so the owner can forget what it sent.
+ */
+export class SharedSearches<K, T> {
+  private readonly searches = new Map<K, SharedSearch<T>>();
+
+  constructor(
+    private readonly clock: ScopedClock,
+    /** Most searches (distinct keys) at once; a new key beyond it rejects with `overflow()`. */
+    readonly limit: number,
+    private readonly overflow: () => Error,
+    private readonly onEnd: (key: K) => void = () => undefined,
+  ) {}
+
+  /** Searches in progress (distinct keys). */
+  get size(): number {
+    return this.searches.size;
+  }
+
+  has(key: K): boolean {
+    return this.searches.has(key);
+  }
+
+  /** Callers waiting on `key`'s search (0 when none runs). */
+  waiting(key: K): number {
+    return this.searches.get(key)?.waiters.size ?? 0;
+  }
+
+  /**
+   * Waits for `key`'s search, starting it with `start` when none runs. `start` runs after
+   * the caller is registered, so a search that `start` resolves at once resolves it too.
+   */
+  wait(key: K, options: SharedWaitOptions, start: () => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const { timeoutMs, signal, description } = options;
+      checkTimeoutMs(timeoutMs, description);
+      if (signal?.aborted) {
+        reject(new AbortError(`${description}: aborted`, { cause: signal.reason }));
+        return;
+      }
+      let search = this.searches.get(key);
+      const fresh = search === undefined;
+      if (search === undefined) {
+        if (this.searches.size >= this.limit) {
+          reject(this.overflow());
+          return;
+        }
+        search = { waiters: new Set() };
+        this.searches.set(key, search);
+      }
+      const current = search;
+      const leave = (): void => {
+        cancelTimer();
+        signal?.removeEventListener('abort', onAbort);
+        current.waiters.delete(waiter);
+        if (current.waiters.size === 0 && this.searches.get(key) === current) {
+          this.searches.delete(key);
+          this.onEnd(key);
+        }
+      };
+      const waiter = {
+        resolve: (value: T): void => {
+          leave();
+          resolve(value);
+        },
+        reject: (error: unknown): void => {
+          leave();
+          reject(error);
+        },
+      };
+      const onAbort = (): void => waiter.reject(new AbortError(`${description}: aborted`, { cause: signal?.reason }));
+      const cancelTimer = this.clock.setDeadline(
+        () => waiter.reject(options.onTimeout?.() ?? new TimeoutError(`${description}: no result within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+      current.waiters.add(waiter);
+      if (!fresh) return;
+      try {
+        start();
+      } catch (error) {
+        waiter.reject(error);
+      }
+    });
+  }
+
+  /** Resolves every caller of `key`'s search; false when none runs (late or unsolicited result). */
+  resolve(key: K, value: T): boolean {
+    const search = this.searches.get(key);
+    if (search === undefined) return false;
+    for (const waiter of [...search.waiters]) waiter.resolve(value);
+    return true;
+  }
+
+  /** Rejects every caller of every search (called on stop). */
+  rejectAll(error: unknown): void {
+    for (const search of [...this.searches.values()]) for (const waiter of [...search.waiters]) waiter.reject(error);
+  }
+}

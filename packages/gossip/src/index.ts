@@ -22,6 +22,7 @@
 import {
   addressKey,
   checkTimeoutMs,
+  DecComError,
   decodeFrame,
   defineLayer,
   dropReason,
@@ -31,9 +32,10 @@ import {
   NodeId,
   NotFoundError,
   PeerStore,
+  SharedSearches,
   StateError,
+  throwIfAborted,
   TimeoutError,
-  AbortError,
   toHex,
   verifyPeerRecord,
   type Address,
@@ -55,6 +57,12 @@ import {
 } from './wire.js';
 
 export { GOSSIP_PROTOCOL, MESSAGE, decodeMessage, type GossipMessage, encodeFind, encodeFound, encodeNotice, encodePull, encodePullResponse, encodeRecordMessage } from './wire.js';
+
+/** Errors of this layer: `FIND_LIMIT` when too many distinct finds are in progress. */
+export class GossipError extends DecComError {}
+
+/** Most finds (distinct target peers) in progress at once; concurrent finds of one peer share one. */
+const MAX_FINDS = 1024;
 
 /** Addresses remembered for the one-PUSH-per-interval limit on senders we do not know. */
 const UNKNOWN_PUSH_SOURCES = 4_096;
@@ -110,11 +118,26 @@ export function gossip(options: GossipOptions = {}) {
       const self = ctx.identity.id;
       const store = new PeerStore(maxPeers);
       const seenFloods = new DuplicateCache(options.duplicateCacheSize ?? 4096);
-      const finds = new Map<string, { target: string; resolve: (peer: PeerRecord) => void }>();
+      /** Finds in flight: the find id we flooded, by target (one per target, shared by its callers). */
+      const findIds = new Map<string, string>();
+      /** Targets by the find id we flooded, to match FOUND answers. */
+      const findTargets = new Map<string, string>();
+      const finds = new SharedSearches<string, PeerRecord>(
+        ctx.clock,
+        MAX_FINDS,
+        () => new GossipError('FIND_LIMIT', `gossip: ${MAX_FINDS} finds (distinct peers) are in progress`),
+        (target) => {
+          const findId = findIds.get(target);
+          findIds.delete(target);
+          if (findId !== undefined) findTargets.delete(findId);
+        },
+      );
       const approving = new Set<string>();
       const suspectChecks = new Set<string>();
       const counters = ctx.counters;
       let running = false;
+      /** Stopped after running: calls get STOPPED rather than NOT_STARTED. */
+      let stopped = false;
       let stopRounds: (() => void) | undefined;
       let nextRequestId = ctx.random.int(2 ** 32);
 
@@ -341,15 +364,14 @@ export function gossip(options: GossipOptions = {}) {
             break;
           }
           case MESSAGE.found: {
-            const find = finds.get(toHex(message.findId));
-            if (!find || find.target !== message.peer.id.hex) {
+            const target = findTargets.get(toHex(message.findId));
+            if (target === undefined || target !== message.peer.id.hex) {
               counters.drop('unsolicited-found');
               return;
             }
             if (!acceptable(message.peer)) return;
-            finds.delete(toHex(message.findId));
             learn(message.peer, false);
-            find.resolve(message.peer);
+            finds.resolve(target, message.peer);
             break;
           }
           case MESSAGE.leave:
@@ -381,53 +403,43 @@ export function gossip(options: GossipOptions = {}) {
       };
 
       const findPeer = async (id: NodeId, findOptions: FindOptions = {}): Promise<PeerRecord> => {
-        if (!running) throw new StateError('NOT_STARTED', 'gossip.findPeer: the layer is not started');
+        if (!running) throw stopped ? new StateError('STOPPED', 'gossip.findPeer: the node stopped') : new StateError('NOT_STARTED', 'gossip.findPeer: the layer is not started');
+        if (!(id instanceof NodeId)) throw new InvalidArgumentError('gossip.findPeer: id must be a NodeId');
         checkTimeoutMs(findOptions.timeoutMs, 'gossip.findPeer');
+        throwIfAborted(findOptions.signal);
+        if (id.equals(self)) return ctx.localPeer();
         const known = store.get(id);
         if (known) return known.peer;
-        if (finds.size >= 1024) throw new StateError('STOPPED', 'gossip: too many finds in progress');
-        const findId = ctx.random.bytes(NOTICE_ID_LENGTH);
-        const key = toHex(findId);
-        seenFloods.add(key);
-        counters.add('finds');
-        return new Promise<PeerRecord>((resolve, reject) => {
-          const signal = findOptions.signal;
-          const cleanup = (): void => {
-            finds.delete(key);
-            ctx.clock.clearTimeout(timer);
-            signal?.removeEventListener('abort', onAbort);
-            ctx.signal.removeEventListener('abort', onStop);
-          };
-          const onAbort = (): void => {
-            cleanup();
-            reject(new AbortError('gossip find aborted', { cause: signal?.reason }));
-          };
-          const onStop = (): void => {
-            cleanup();
-            reject(new StateError('STOPPED', 'gossip: the node stopped'));
-          };
-          const timer = ctx.clock.setTimeout(() => {
-            cleanup();
-            counters.add('finds-not-found');
-            reject(new NotFoundError(`gossip: peer ${id.short}… not found within ${findOptions.timeoutMs ?? findTimeoutMs} ms`, { cause: new TimeoutError('find deadline') }));
-          }, findOptions.timeoutMs ?? findTimeoutMs);
-          if (signal?.aborted) return onAbort();
-          signal?.addEventListener('abort', onAbort, { once: true });
-          ctx.signal.addEventListener('abort', onStop, { once: true });
-          finds.set(key, {
-            target: id.hex,
-            resolve: (peer) => {
-              cleanup();
-              resolve(peer);
+        const timeoutMs = findOptions.timeoutMs ?? findTimeoutMs;
+        const target = id.hex;
+        if (finds.has(target)) counters.add('finds-shared');
+        return finds.wait(
+          target,
+          {
+            timeoutMs,
+            signal: findOptions.signal,
+            description: 'gossip.findPeer',
+            onTimeout: () => {
+              counters.add('finds-not-found');
+              return new NotFoundError(`gossip: peer ${id.short}… not found within ${timeoutMs} ms`, { cause: new TimeoutError('find deadline') });
             },
-          });
-          flood(encodeFind(findId, id.bytes, hopLimit, ctx.localPeer()));
-        });
+          },
+          () => {
+            const findId = ctx.random.bytes(NOTICE_ID_LENGTH);
+            const key = toHex(findId);
+            seenFloods.add(key);
+            findIds.set(target, key);
+            findTargets.set(key, target);
+            counters.add('finds');
+            flood(encodeFind(findId, id.bytes, hopLimit, ctx.localPeer()));
+          },
+        );
       };
 
       return {
         start: () => {
           running = true;
+          stopped = false;
           stopRounds = ctx.clock.setInterval(round, intervalMs);
         },
         // Introduced once the whole stack is up, so our record carries a TCP port bound above.
@@ -443,7 +455,8 @@ export function gossip(options: GossipOptions = {}) {
           }
           running = false;
           stopRounds?.();
-          finds.clear();
+          stopped = true;
+          finds.rejectAll(new StateError('STOPPED', 'gossip: the node stopped'));
           approving.clear();
           departed.clear();
           leftAt.clear();

@@ -67,6 +67,49 @@ describe('gossip', () => {
     for (const n of nodes) await n.stop();
   }, 60_000);
 
+  it('concurrent finds of one peer share one flood; each caller keeps its deadline and signal; STOPPED after stop', async () => {
+    const { clock, nodes } = await network(60, {}, 3);
+    await clock.runUntil(() => connected(nodes), { maxMs: 60_000, stepMs: 1000 });
+    const from = nodes[5]!;
+    const to = nodes.find((n) => n !== from && from.getPeer(n.id) === undefined)!;
+    expect(to).toBeDefined();
+    const counter = (name: string) => from.counters()['gossip']![name] ?? 0;
+    // FIND datagrams received anywhere: taken, or dropped as a flood already seen.
+    const findsReceived = () => nodes.reduce((sum, n) => sum + (n.counters()['gossip']!['finds-in'] ?? 0) + (n.counters()['gossip']!['dropped.duplicate-flood'] ?? 0), 0);
+    const receivedBefore = findsReceived();
+    const findsBefore = counter('finds');
+    const controller = new AbortController();
+    const aborted = from.findPeer(to.id, { signal: controller.signal });
+    const short = from.findPeer(to.id, { timeoutMs: 1 });
+    aborted.catch(() => undefined);
+    short.catch(() => undefined);
+    const callers = Array.from({ length: 20 }, () => from.findPeer(to.id));
+    controller.abort();
+    await expect(aborted).rejects.toMatchObject({ code: 'ABORTED' });
+    await clock.advance(5);
+    await expect(short).rejects.toMatchObject({ code: 'PEER_NOT_FOUND' });
+    await clock.advance(2_000);
+    const found = await Promise.all(callers);
+    expect(found.every((peer) => peer.id.equals(to.id))).toBe(true);
+    expect(counter('finds') - findsBefore).toBe(1);
+    expect(counter('finds-shared')).toBe(21);
+    expect(findsReceived()).toBeGreaterThan(receivedBefore);
+    // A peer nobody knows: the flood goes everywhere. 20 callers cost what one costs.
+    const floodCost = async (callers: number, name: string) => {
+      const before = findsReceived();
+      const results = Array.from({ length: callers }, () => from.findPeer(NodeId.ofString(name), { timeoutMs: 3_000 }).catch((error: unknown) => error));
+      await clock.advance(3_000);
+      for (const result of await Promise.all(results)) expect(result).toMatchObject({ code: 'PEER_NOT_FOUND' });
+      return findsReceived() - before;
+    };
+    const one = await floodCost(1, 'nobody-1');
+    const twenty = await floodCost(20, 'nobody-2');
+    expect(one).toBeGreaterThan(20);
+    expect(twenty).toBeLessThan(one * 5);
+    for (const n of nodes) await n.stop();
+    await expect(from.findPeer(to.id)).rejects.toMatchObject({ code: 'STOPPED' });
+  }, 60_000);
+
   it('a node that leaves is dropped by every node within 3 intervals; a crashed one too', async () => {
     const { clock, net, nodes } = await network(60, { intervalMs: 1000 }, 2);
     await clock.advance(20_000);
