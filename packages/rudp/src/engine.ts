@@ -90,6 +90,8 @@ export class Engine {
   /** Every chunk is built here (the layers below copy what they keep): room for the largest. */
   private readonly scratch = new Uint8Array(CHUNK_HEADER_LENGTH + MAX_CHUNK_BYTES);
   private running = false;
+  /** Stopped after running: sends get STOPPED rather than NOT_STARTED. */
+  private stopped = false;
   private pumping = false;
   private soonScheduled = false;
   private sweepTimer: TimerHandle | undefined;
@@ -122,17 +124,25 @@ export class Engine {
       this.options,
     );
     this.running = true;
+    this.stopped = false;
     this.scheduleSweep();
   }
 
   stop(): void {
     if (!this.running) return;
     this.running = false;
+    this.stopped = true;
     if (this.sweepTimer !== undefined) this.host.clearTimeout(this.sweepTimer);
     this.sweepTimer = undefined;
     const stopped = new StateError('STOPPED', 'rudp: the node stopped');
     for (const peer of this.peers.values()) {
       this.clearPeerTimer(peer);
+      // Receivers free what they reassemble of our unfinished messages now, not at their
+      // timeout (the layers below stop after this one, so the CANCELs still go out).
+      for (const message of peer.active) {
+        this.transmit(peer.address, encodeCancel({ source: peer.session, destination: peer.peerInstance, counter: message.counter }));
+        this.host.count('cancels-at-stop');
+      }
       for (const message of peer.takeAll()) this.settle(message, stopped);
     }
     this.peers.clear();
@@ -208,7 +218,9 @@ export class Engine {
 
   /** Sends `data` reliably; resolves once the receiver has all of it. */
   send(to: Address, data: Uint8Array, options: ReliableSendOptions = {}): Promise<void> {
-    if (!this.running) return Promise.reject(new StateError('NOT_STARTED', 'rudp.sendReliable: the layer is not started'));
+    if (!this.running) {
+      return Promise.reject(this.stopped ? new StateError('STOPPED', 'rudp.sendReliable: the node stopped') : new StateError('NOT_STARTED', 'rudp.sendReliable: the layer is not started'));
+    }
     if (data.byteLength > this.options.maxMessageBytes) {
       return Promise.reject(new InvalidArgumentError(`rudp.sendReliable: ${data.byteLength} bytes exceed maxMessageBytes = ${this.options.maxMessageBytes}`));
     }

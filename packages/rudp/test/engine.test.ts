@@ -592,16 +592,21 @@ describe('rudp engine over a deterministic fake link', () => {
     expect(a.counters.get('dropped.stale')).toBe(3);
   });
 
-  it('rejects pending sends with StateError STOPPED on stop', async () => {
+  it('rejects pending sends with StateError STOPPED on stop, and frees the receiver at once (CANCEL)', async () => {
     const link = new FakeLink({ faults: { latencyMs: 10 } });
     const a = link.endpoint('10.0.0.1', 1000);
     const b = link.endpoint('10.0.0.2', 2000);
     const sending = a.engine.send(b.address, patternBytes(4 * MiB, 23));
     await link.clock.advance(50);
+    expect(b.engine.receiverStatus()).toMatchObject({ reassemblies: 1 });
     a.engine.stop();
     await expect(sending).rejects.toSatisfy((error: unknown) => error instanceof StateError && error.code === 'STOPPED');
-    await expect(a.engine.send(b.address, new Uint8Array(1))).rejects.toSatisfy((error: unknown) => error instanceof StateError && error.code === 'NOT_STARTED');
-    expect(link.clock.pendingTimers).toBeGreaterThanOrEqual(0);
+    await expect(a.engine.send(b.address, new Uint8Array(1))).rejects.toSatisfy((error: unknown) => error instanceof StateError && error.code === 'STOPPED');
+    expect(a.counters.get('cancels-at-stop')).toBe(1);
+    await link.clock.advance(100);
+    expect(b.counters.get('cancelled')).toBe(1);
+    expect(b.engine.receiverStatus()).toMatchObject({ reassemblies: 0, reassemblyBytes: 0 });
+    expect(b.delivered).toHaveLength(0);
   });
 
   it('advances the receiver floor so finished ids take little memory', async () => {
