@@ -231,6 +231,8 @@ interface HalfOpen {
   readonly bufferedPlain: Uint8Array[];
   /** Bytes held in `buffered` and `bufferedPlain`. */
   bufferedBytes: number;
+  /** The newest initiation from this address that arrived while we verified its final message. */
+  deferred?: { readonly body: Uint8Array; readonly from: Address } | undefined;
 }
 
 interface Waiter {
@@ -772,10 +774,12 @@ export function noise(options: NoiseOptions = {}) {
           return;
         }
         // A new initiation while we verify this peer's final message would end a handshake
-        // that is about to complete, with the data held for it; the initiator resends its
-        // initiation, and by then the session is up.
+        // that is about to complete, with the data held for it: it is handled once the check
+        // is over (the newest one only), as a reconnect or rekey of the session it yields.
         if (existing?.halfOpen?.handshake.complete) {
-          counters.drop('initiation-while-verifying');
+          if (existing.halfOpen.deferred) counters.drop('deferred-initiation-replaced');
+          counters.add('initiations-deferred');
+          existing.halfOpen.deferred = { body: body.slice(), from };
           return;
         }
         // Under load, only initiators that prove they receive at their address get state (WireGuard section 5.4.7).
@@ -887,6 +891,16 @@ export function noise(options: NoiseOptions = {}) {
       const finishResponse = async (peer: Peer, halfOpen: HalfOpen, payload: Uint8Array): Promise<void> => {
         const expected = [...peer.waiters].find((waiter) => waiter.expectedId !== undefined)?.expectedId;
         const identity = await authenticate(peer, payload, halfOpen.handshake, expected);
+        try {
+          completeResponse(peer, halfOpen, identity);
+        } finally {
+          const deferred = halfOpen.deferred;
+          halfOpen.deferred = undefined;
+          if (deferred && running) onInitiation(deferred.body, deferred.from);
+        }
+      };
+
+      const completeResponse = (peer: Peer, halfOpen: HalfOpen, identity: Awaited<ReturnType<typeof authenticate>>): void => {
         if (!running || peer.halfOpen !== halfOpen) return;
         releaseHalfOpen(peer, !(identity instanceof NoiseError));
         if (identity instanceof NoiseError) {

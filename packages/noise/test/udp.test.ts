@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNode, Identity } from '@deccom/core';
 import { udp } from '@deccom/udp';
-import { noise, type NoiseMode, type NoiseOptions } from '../src/index.js';
+import { noise, setIdentityProofCacheSize, type NoiseMode, type NoiseOptions } from '../src/index.js';
 import { waitFor } from './helpers.js';
 
 const stops: (() => Promise<void>)[] = [];
@@ -83,4 +83,26 @@ describe('noise() over udp on 127.0.0.1', () => {
       expect(sender['held-until-confirmed'] ?? 0).toBeGreaterThan(0);
     });
   }
+
+  it('reconnecting the moment secureConnect() resolves needs no resend: the responder answers the new initiation once its check is over', async () => {
+    // Every handshake verifies its proof (on the thread pool), as in the benchmark.
+    setIdentityProofCacheSize(0);
+    stops.push(async () => setIdentityProofCacheSize(4096));
+    const { a, b } = await udpPair({});
+    const CYCLES = 30;
+    for (let i = 0; i < CYCLES; i++) {
+      await a.secureConnect(b.localAddress(), { expectedId: b.id });
+      a.secureDisconnect(b.localAddress());
+    }
+    const initiator = a.counters()['noise']!;
+    const responder = b.counters()['noise']!;
+    expect(initiator['handshakes-completed']).toBe(CYCLES);
+    // Before 2026-12-07 the responder dropped such an initiation and the initiator waited
+    // retransmitMs (250 ms) to resend it: 30 handshakes a second per pair.
+    expect(initiator['retransmits'] ?? 0, JSON.stringify({ initiator, responder })).toBe(0);
+    // The only drops: each CONFIRM reached an initiator that had already closed that session,
+    // and its UNKNOWN_SESSION answer a responder that had closed it too (on the CLOSE).
+    expect(responder['dropped'] ?? 0, JSON.stringify({ initiator, responder })).toBe(responder['dropped.unknown-handshake'] ?? 0);
+    expect(initiator['dropped'] ?? 0).toBe(initiator['dropped.unknown-session'] ?? 0);
+  });
 });
