@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNode, Identity, InvalidArgumentError, NodeId, type Address } from '@deccom/core';
 import { memoryTransport } from '@deccom/core/testing';
-import { HandshakeState, MESSAGE, NoiseError, decodeHandshakeReply, decodeInitiation, encodeHandshakeReply, encodeInitiation, encodeIdentityProof, noise, staticKeySigningInput, defaultNoiseCrypto } from '../src/index.js';
+import { HandshakeState, MESSAGE, NoiseError, decodeHandshakeReply, decodeInitiation, encodeHandshakeReply, encodeInitiation, encodeIdentityProof, noise, staticKeySigningInput, defaultNoiseCrypto, type NoiseOptions } from '../src/index.js';
 import { fakeDiscovery, makeNetwork, makeNoiseNode, tapLayer, text } from './harness.js';
 import { sleep } from './helpers.js';
 
@@ -301,19 +301,27 @@ describe('noise() over datagrams', () => {
     }
   });
 
+  /**
+   * A connected pair on the simulated network. The initiator verifies inline, the
+   * responder on the thread pool, so the final message and what follows it reach the
+   * responder (in one virtual instant) before its check ends.
+   */
+  async function connectedVerifyingPair(options: NoiseOptions) {
+    const net = makeNetwork();
+    const a = makeNoiseNode(net, options);
+    const b = makeNoiseNode(net, { ...options, verifyOnThreadPool: true });
+    nodes.push(a.node, b.node);
+    await a.node.start();
+    await b.node.start();
+    const connected = a.node.secureConnect(b.node.localAddress(), { expectedId: b.node.id });
+    expect(await net.clock.runUntil(() => a.node.secureSession(b.node.localAddress()) !== undefined, { maxMs: 1_000 })).toBe(true);
+    await connected;
+    return { net, a, b };
+  }
+
   for (const mode of ['encrypt', 'plaintext'] as const) {
     it(`${mode}: a burst four times what the responder holds before it verified all arrives, paced by the initiator until confirmed`, async () => {
-      const net = makeNetwork();
-      // The initiator verifies inline; the responder on the thread pool, so the final
-      // message and the whole burst reach it (one virtual instant) before its check ends.
-      const a = makeNoiseNode(net, { mode });
-      const b = makeNoiseNode(net, { mode, verifyOnThreadPool: true });
-      nodes.push(a.node, b.node);
-      await a.node.start();
-      await b.node.start();
-      const connected = a.node.secureConnect(b.node.localAddress(), { expectedId: b.node.id });
-      expect(await net.clock.runUntil(() => a.node.secureSession(b.node.localAddress()) !== undefined, { maxMs: 1_000 })).toBe(true);
-      await connected;
+      const { net, a, b } = await connectedVerifyingPair({ mode });
       const BURST = 1_024;
       for (let i = 0; i < BURST; i++) a.node.sendDatagram(b.node.localAddress(), text(`m${i}`));
       for (let round = 0; round < 500 && b.delivered.length < BURST; round++) {
@@ -329,15 +337,7 @@ describe('noise() over datagrams', () => {
   }
 
   it('a burst across rekeys while the responder verifies on the thread pool loses nothing', async () => {
-    const net = makeNetwork();
-    const a = makeNoiseNode(net, { rekeyAfterMessages: 50 });
-    const b = makeNoiseNode(net, { rekeyAfterMessages: 50, verifyOnThreadPool: true });
-    nodes.push(a.node, b.node);
-    await a.node.start();
-    await b.node.start();
-    const connected = a.node.secureConnect(b.node.localAddress(), { expectedId: b.node.id });
-    expect(await net.clock.runUntil(() => a.node.secureSession(b.node.localAddress()) !== undefined, { maxMs: 1_000 })).toBe(true);
-    await connected;
+    const { net, a, b } = await connectedVerifyingPair({ rekeyAfterMessages: 50 });
     // Bursts of 100 with a little real and virtual time between them, so that sessions
     // get confirmed, and new handshakes start (every 50 messages), mid-stream.
     const BURST = 1_000;
