@@ -20,6 +20,7 @@
  * @packageDocumentation
  */
 import {
+  addressKey,
   checkTimeoutMs,
   DecComError,
   decodeFrame,
@@ -30,6 +31,7 @@ import {
   InvalidArgumentError,
   NodeId,
   NotFoundError,
+  OncePerInterval,
   PeerStore,
   SharedSearches,
   StateError,
@@ -62,6 +64,9 @@ export class BigGossipError extends DecComError {}
 
 /** Most finds (distinct target peers) in progress at once; concurrent finds of one peer share one. */
 const MAX_FINDS = 1024;
+
+/** Addresses remembered for the one-PUSH-per-interval limit on senders we do not know. */
+const UNKNOWN_PUSH_SOURCES = 4_096;
 
 export interface BigGossipOptions {
   /** Addresses to join through. Default none. */
@@ -137,6 +142,8 @@ export function biggossip(options: BigGossipOptions = {}) {
       let running = false;
       /** Stopped after running: calls get STOPPED rather than NOT_STARTED. */
       let stopped = false;
+      /** Addresses not in the view whose PUSH was taken in the last interval. */
+      const unknownPushes = new OncePerInterval(intervalMs, UNKNOWN_PUSH_SOURCES);
       let stopRounds: (() => void) | undefined;
       let nextRequestId = ctx.random.int(2 ** 32);
 
@@ -290,7 +297,13 @@ export function biggossip(options: BigGossipOptions = {}) {
             break;
           }
           case MESSAGE.push: {
+            // As in gossip: from an address not in the view, one PUSH per interval (else one
+            // address could fill the membership with made-up records).
             const sender = store.byAddressOf(from);
+            if (!sender && !unknownPushes.allow(addressKey(from), ctx.clock.now())) {
+              counters.drop('unsolicited-push');
+              return;
+            }
             if (!store.has(message.peer.id) && sender) ctx.below.heardFrom?.(message.peer.address, sender.peer);
             learn(message.peer, false);
             break;
@@ -433,6 +446,7 @@ export function biggossip(options: BigGossipOptions = {}) {
           leftAt.clear();
           store.clear();
           seenFloods.clear();
+          unknownPushes.clear();
         },
         status: () => ({ peers: store.size, findsInProgress: finds.size }),
         provides: {

@@ -141,6 +141,25 @@ describe('biggossip', () => {
     for (const n of nodes) await n.stop();
   }, 30_000);
 
+  it('PUSHes from an address nobody knows are taken once an interval: a flood of made-up records cannot fill the membership', async () => {
+    const { clock, net, nodes } = await network(30, {}, 2);
+    await clock.advance(20_000);
+    const victim = nodes[5]!;
+    const honest = new Set(nodes.map((n) => n.id.hex));
+    const honestBefore = victim.getPeers().filter((p) => honest.has(p.id.hex)).length;
+    const attacker = net.bind(net.allocateHost(), 0, { deliver: () => {} });
+    for (let i = 0; i < 1_500; i++) {
+      const record = createPeerRecord(Identity.fromString(`fake-${i}`).public, { host: `10.200.0.${1 + (i % 250)}`, port: 1_000 + i });
+      net.send(attacker, victim.localAddress(), new Uint8Array([0, ...encodeRecordMessage(MESSAGE.push, record)]));
+    }
+    await clock.advance(100);
+    const peers = victim.getPeers();
+    expect(peers.filter((p) => !honest.has(p.id.hex)).length).toBeLessThanOrEqual(1);
+    expect(peers.filter((p) => honest.has(p.id.hex)).length).toBeGreaterThanOrEqual(honestBefore);
+    expect(victim.counters()['biggossip']!['dropped.unsolicited-push']).toBeGreaterThanOrEqual(1_499);
+    for (const n of nodes) await n.stop();
+  }, 30_000);
+
   it('wire: round trips, golden bytes, 100,000 fuzzed inputs per type', () => {
     const alice = createPeerRecord(Identity.fromString('alice').public, { host: '10.0.0.1', port: 1 });
     const id8 = Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8);

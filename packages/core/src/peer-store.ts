@@ -156,3 +156,36 @@ export class DuplicateCache {
     this.head = 0;
   }
 }
+
+/**
+ * Lets each key (e.g. a sender's address) through at most once per `intervalMs`,
+ * remembering at most `capacity` keys; beyond that the one let through longest ago is
+ * forgotten first, so memory stays bounded whatever the number of senders.
+ */
+export class OncePerInterval {
+  /** When each key was last let through, oldest first (Map insertion order). */
+  private readonly lastAt = new Map<string, number>();
+
+  constructor(
+    readonly intervalMs: number,
+    readonly capacity: number,
+  ) {}
+
+  /** True when `key` was not let through in the last `intervalMs` (and counts this one). */
+  allow(key: string, now: number): boolean {
+    const last = this.lastAt.get(key);
+    if (last !== undefined && now - last < this.intervalMs) return false;
+    this.lastAt.delete(key);
+    if (this.lastAt.size >= this.capacity) this.lastAt.delete(this.lastAt.keys().next().value as string);
+    this.lastAt.set(key, now);
+    return true;
+  }
+
+  get size(): number {
+    return this.lastAt.size;
+  }
+
+  clear(): void {
+    this.lastAt.clear();
+  }
+}

@@ -31,6 +31,7 @@ import {
   InvalidArgumentError,
   NodeId,
   NotFoundError,
+  OncePerInterval,
   PeerStore,
   SharedSearches,
   StateError,
@@ -167,20 +168,10 @@ export function gossip(options: GossipOptions = {}) {
         }
       };
 
-      /** A peer we heard of: known peers are refreshed; new ones join after approval. */
-      /** When an address we do not know last had a PUSH taken (insertion order: oldest first). */
-      const unknownPushAt = new Map<string, number>();
-      const unknownPushAllowed = (from: Address): boolean => {
-        const key = addressKey(from);
-        const now = ctx.clock.now();
-        const last = unknownPushAt.get(key);
-        if (last !== undefined && now - last < intervalMs) return false;
-        unknownPushAt.delete(key);
-        if (unknownPushAt.size >= UNKNOWN_PUSH_SOURCES) unknownPushAt.delete(unknownPushAt.keys().next().value as string);
-        unknownPushAt.set(key, now);
-        return true;
-      };
+      /** Addresses not in the view whose PUSH was taken in the last interval. */
+      const unknownPushes = new OncePerInterval(intervalMs, UNKNOWN_PUSH_SOURCES);
 
+      /** A peer we heard of: known peers are refreshed; new ones join after approval. */
       const learn = (peer: PeerRecord, direct: boolean): void => {
         if (!acceptable(peer)) return;
         if (store.has(peer.id)) {
@@ -316,7 +307,7 @@ export function gossip(options: GossipOptions = {}) {
             // taken from anyone without limit, one address could fill the view with made-up
             // records and push out the live ones. From an unknown address: one per interval.
             const sender = store.byAddressOf(from);
-            if (!sender && !unknownPushAllowed(from)) {
+            if (!sender && !unknownPushes.allow(addressKey(from), ctx.clock.now())) {
               counters.drop('unsolicited-push');
               return;
             }
@@ -462,7 +453,7 @@ export function gossip(options: GossipOptions = {}) {
           leftAt.clear();
           store.clear();
           seenFloods.clear();
-          unknownPushAt.clear();
+          unknownPushes.clear();
         },
         status: () => ({ peers: store.size, findsInProgress: finds.size }),
         provides: {
