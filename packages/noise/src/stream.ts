@@ -181,6 +181,8 @@ const EMPTY = new Uint8Array(0);
 const EARLY: SendOptions = { early: true };
 /** Early messages held over all pending handshakes, at most (see NoiseStreamOptions.maxEarlyBytes). */
 const EARLY_BYTES_TOTAL = 64 * 1024 * 1024;
+/** Closed-connection sessions kept for late messages (see `retired`), at most. */
+const MAX_RETIRED = 4_096;
 /** What sealing adds to a message: its header (kind, counter) and the tag. */
 const SEALED_OVERHEAD = SEALED_HEADER_LENGTH + TAG_LENGTH;
 /** Stream frames up to this size are sealed into one array (the copy is cheaper than handing down three). */
@@ -236,6 +238,20 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
       const staticKeyPair: DhKeyPair = crypto.dh('25519').generateKeyPair();
       const identityProof = createIdentityProof(ctx.identity, staticKeyPair.publicKey);
       const sessions = new Map<string, StreamSession>();
+      /**
+       * Sessions whose connection closed, kept to open what the peer sealed under them and
+       * the transport then carried on the next connection (tcp resends what it had not
+       * written yet), for `handshakeTimeoutMs` after the close. Receive only, unless the peer
+       * keeps using the session (its side saw no close): then it is taken back.
+       */
+      const retired = new Map<string, { readonly session: StreamSession; readonly until: number }>();
+      const retiredFor = (hex: string): StreamSession | undefined => {
+        const entry = retired.get(hex);
+        if (entry === undefined) return undefined;
+        if (entry.until > ctx.clock.now()) return entry.session;
+        retired.delete(hex);
+        return undefined;
+      };
       const pending = new Map<string, Pending>();
       const counters = ctx.counters;
       const hot = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 };
@@ -565,17 +581,36 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
             case STREAM_MESSAGE.sealed: {
               const session = sessions.get(from.hex);
               const entry = pending.get(from.hex);
+              const old = retired.size > 0 ? retiredFor(from.hex) : undefined;
               if (session) {
                 // While we answer a new handshake from the peer (it came back on a new
                 // connection, keeping none of the old keys), a message may be the old
                 // session's, still arriving, or the new one's, sent as soon as the peer
                 // finished: what the old keys do not open waits for the new ones.
                 const answering = entry?.handshake !== undefined && !entry.handshake.initiator && entry.handshake.messagesDone >= 2;
-                if (!answering) {
+                if (!answering && old === undefined) {
                   openSealed(session, data, from, address);
                   return;
                 }
                 if (openSealedIf(session, data, from, address, false)) return;
+                if (old !== undefined && openSealedIf(old, data, from, address, false)) {
+                  counters.add('opened-by-closed-session');
+                  return;
+                }
+                if (!answering) {
+                  openSealed(session, data, from, address); // counts why it is dropped
+                  return;
+                }
+              } else if (old !== undefined && openSealedIf(old, data, from, address, false)) {
+                counters.add('opened-by-closed-session');
+                if (!entry) {
+                  // The peer still uses it (its side saw no close): it is the session again.
+                  retired.delete(from.hex);
+                  sessions.set(from.hex, old);
+                  counters.set('sessions', sessions.size);
+                  counters.add('sessions-resumed');
+                }
+                return;
               }
               if (!entry) {
                 counters.drop('no-session');
@@ -1114,6 +1149,10 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
             const session = sessions.get(id.hex);
             if (session) {
               sessions.delete(id.hex);
+              retired.set(id.hex, { session, until: ctx.clock.now() + handshakeTimeoutMs });
+              if (retired.size > MAX_RETIRED) {
+                for (const [key, value] of retired) if (value.until <= ctx.clock.now() || retired.size > MAX_RETIRED) retired.delete(key);
+              }
               counters.set('sessions', sessions.size);
               if (ctx.observed('noise-session-close')) ctx.emit('noise-session-close', session.info, 'connection closed');
             }
@@ -1122,6 +1161,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         start: () => {
           // Sessions and checks kept through the last stop (see there) end now.
           sessions.clear();
+          retired.clear();
           pending.clear();
           earlyBytesTotal = 0;
           running = true;

@@ -728,6 +728,42 @@ const outcome = (promise: Promise<unknown>): Promise<string> => promise.then(
 );
 
 describe('noiseStream(): sessions across closes and restarts', () => {
+  for (const bothSaw of [false, true]) {
+    it(`messages sealed before a close and carried on the next connection are opened with the closed session (${bothSaw ? 'both sides saw the close' : 'only the receiver saw it'})`, async () => {
+      const pipe = new Pipe();
+      const a = pipeNode(pipe);
+      const b = pipeNode(pipe);
+      await a.node.start();
+      await b.node.start();
+      await a.node.sendMessage(b.node.id, text('first'));
+      expect(await waitFor(() => b.messages.length === 1)).toBe(true);
+      // Sealed under the session, then held in flight (as tcp holds what it has not written
+      // when the connection closes, and sends it on the next one).
+      const held: Uint8Array[] = [];
+      pipe.onMessage = (data) => void held.push(data);
+      for (let i = 0; i < 5; i++) await a.node.sendMessage(b.node.id, text(`m${i}`));
+      pipe.onMessage = undefined;
+      pipe.endpoints.get(b.node.id.hex)!.close(a.node.id);
+      if (bothSaw) pipe.endpoints.get(a.node.id.hex)!.close(b.node.id);
+      const deliver = pipe.endpoints.get(b.node.id.hex)!;
+      for (const data of held) deliver.message(data, a.node.id, a.node.localAddress());
+      expect(b.messages).toEqual(['first', 'm0', 'm1', 'm2', 'm3', 'm4']);
+      const counters = b.node.counters()['noise-stream']!;
+      // The first opens with the closed session; the receiver, with no handshake under way,
+      // takes the session back, and the rest open as usual.
+      expect(counters['opened-by-closed-session']).toBe(1);
+      expect(counters['sessions-resumed']).toBe(1);
+      expect(counters['dropped'] ?? 0).toBe(0);
+      // The sender goes on: on the same session if it saw no close (the receiver takes the
+      // session back), on a new handshake if it did.
+      await a.node.sendMessage(b.node.id, text('after'));
+      expect(await waitFor(() => b.messages.length === 7)).toBe(true);
+      expect(b.messages[6]).toBe('after');
+      expect(a.node.counters()['noise-stream']!['handshakes-completed']).toBe(bothSaw ? 2 : 1);
+      expect(b.node.counters()['noise-stream']!['dropped'] ?? 0).toBe(0);
+    });
+  }
+
   it('the receiver closing the connection while messages flow loses none of the sends that resolved', { timeout: 30_000 }, async () => {
     const { a, b } = await tcpPair();
     const got: number[] = [];
@@ -743,7 +779,7 @@ describe('noiseStream(): sessions across closes and restarts', () => {
     }
     const results = await Promise.all(sends);
     const delivered = results.filter((result) => result === 'ok').length;
-    expect(await waitFor(() => got.length >= delivered, 5_000)).toBe(true);
+    expect(await waitFor(() => got.length >= delivered, 5_000), JSON.stringify({ delivered, got: got.length, b: b.counters()['noise-stream'], a: a.counters()['noise-stream'], results: results.map((r) => r[0]).join('') })).toBe(true);
     expect(new Set(got).size).toBe(got.length);
     expect(got.length, JSON.stringify(b.counters()['noise-stream'])).toBe(delivered);
     expect(counter(b, 'dropped.replayed') + counter(b, 'dropped.tampered')).toBe(0);
