@@ -709,7 +709,7 @@ export class KademliaEngine {
     if (!options.fresh || known === undefined) return found;
     // Fresh, and the peer did not answer at the address we knew: the network's record is
     // only worth more if it names another address, and only once the peer answers there.
-    if (addressKey(found.address) === addressKey(known.address)) {
+    if (sameHostPort(found.address, known.address)) {
       this.ctx.counters.add('lookups-not-found');
       throw new NotFoundError(`kademlia: peer ${id.short}… does not answer at ${known.address.host}:${known.address.port}, the only address the network knows`);
     }

@@ -582,34 +582,29 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
               const session = sessions.get(from.hex);
               const entry = pending.get(from.hex);
               const old = retired.size > 0 ? retiredFor(from.hex) : undefined;
-              if (session) {
-                // While we answer a new handshake from the peer (it came back on a new
-                // connection, keeping none of the old keys), a message may be the old
-                // session's, still arriving, or the new one's, sent as soon as the peer
-                // finished: what the old keys do not open waits for the new ones.
-                const answering = entry?.handshake !== undefined && !entry.handshake.initiator && entry.handshake.messagesDone >= 2;
-                if (!answering && old === undefined) {
-                  openSealed(session, data, from, address);
-                  return;
-                }
-                if (openSealedIf(session, data, from, address, false)) return;
-                if (old !== undefined && openSealedIf(old, data, from, address, false)) {
-                  counters.add('opened-by-closed-session');
-                  return;
-                }
-                if (!answering) {
-                  openSealed(session, data, from, address); // counts why it is dropped
-                  return;
-                }
-              } else if (old !== undefined && openSealedIf(old, data, from, address, false)) {
+              // While we answer a new handshake from the peer (it came back on a new
+              // connection, keeping none of the old keys), a message may be the old
+              // session's, still arriving, or the new one's, sent as soon as the peer
+              // finished: what the old keys do not open waits for the new ones.
+              const answering = session !== undefined && entry?.handshake !== undefined && !entry.handshake.initiator && entry.handshake.messagesDone >= 2;
+              if (session && !answering && old === undefined) {
+                openSealed(session, data, from, address);
+                return;
+              }
+              if (session && openSealedIf(session, data, from, address, false)) return;
+              if (old !== undefined && openSealedIf(old, data, from, address, false)) {
                 counters.add('opened-by-closed-session');
-                if (!entry) {
+                if (!session && !entry) {
                   // The peer still uses it (its side saw no close): it is the session again.
                   retired.delete(from.hex);
                   sessions.set(from.hex, old);
                   counters.set('sessions', sessions.size);
                   counters.add('sessions-resumed');
                 }
+                return;
+              }
+              if (session && !answering) {
+                openSealed(session, data, from, address); // counts why it is dropped
                 return;
               }
               if (!entry) {

@@ -21,6 +21,16 @@ afterEach(async () => {
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 const decode = (b: Uint8Array): string => new TextDecoder().decode(b);
 
+/** Two started nodes over one in-process pipe. */
+async function pipePair() {
+  const pipe = new Pipe();
+  const a = pipeNode(pipe);
+  const b = pipeNode(pipe);
+  await a.node.start();
+  await b.node.start();
+  return { pipe, a, b };
+}
+
 function pipeNode(pipe: Pipe, options: NoiseStreamOptions = {}, identity = Identity.generate()) {
   const node = createNode({ identity, layers: [pipe.layer(), noiseStream(options)] });
   const messages: string[] = [];
@@ -47,11 +57,7 @@ const joined = (parts: Uint8Array[]): Buffer => Buffer.concat(parts.map((p) => B
 
 describe('noiseStream() over an in-process transport', () => {
   it('handshakes on first use, seals messages and streams, binds the claimed id', async () => {
-    const pipe = new Pipe();
-    const a = pipeNode(pipe);
-    const b = pipeNode(pipe);
-    await a.node.start();
-    await b.node.start();
+    const { pipe, a, b } = await pipePair();
     let seen = '';
     pipe.onMessage = (data) => {
       seen += Buffer.from(data).toString('latin1');
@@ -151,11 +157,7 @@ describe('noiseStream() over an in-process transport', () => {
   });
 
   it('small writes are gathered into frames, and any mix of write sizes arrives byte for byte in order', async () => {
-    const pipe = new Pipe();
-    const a = pipeNode(pipe);
-    const b = pipeNode(pipe);
-    await a.node.start();
-    await b.node.start();
+    const { pipe, a, b } = await pipePair();
     let parts = 0;
     pipe.onStream = (chunks) => {
       parts = chunks.length;
@@ -190,11 +192,7 @@ describe('noiseStream() over an in-process transport', () => {
 
   it('simultaneous first sends from both sides give one session', async () => {
     for (let i = 0; i < 5; i++) {
-      const pipe = new Pipe();
-      const a = pipeNode(pipe);
-      const b = pipeNode(pipe);
-      await a.node.start();
-      await b.node.start();
+      const { a, b } = await pipePair();
       await Promise.all([a.node.sendMessage(b.node.id, text('a')), b.node.sendMessage(a.node.id, text('b'))]);
       await waitFor(() => a.messages.length === 1 && b.messages.length === 1);
       const [sa, sb] = await Promise.all([a.node.secureStreamSession(b.node.id), b.node.secureStreamSession(a.node.id)]);
@@ -205,11 +203,7 @@ describe('noiseStream() over an in-process transport', () => {
   });
 
   it('a forged introduction (claimed id != proven identity) fails with IDENTITY_MISMATCH', async () => {
-    const pipe = new Pipe();
-    const a = pipeNode(pipe);
-    const b = pipeNode(pipe);
-    await a.node.start();
-    await b.node.start();
+    const { pipe, a, b } = await pipePair();
     const victim = NodeId.ofString('victim');
     // B's transport claims to be the victim; A routes replies to the victim too, so we
     // point the victim's endpoint at B.
@@ -225,11 +219,7 @@ describe('noiseStream() over an in-process transport', () => {
   });
 
   it('tampered, replayed and truncated messages and streams are refused and counted', async () => {
-    const pipe = new Pipe();
-    const a = pipeNode(pipe);
-    const b = pipeNode(pipe);
-    await a.node.start();
-    await b.node.start();
+    const { pipe, a, b } = await pipePair();
     await a.node.sendMessage(b.node.id, text('first'));
     await waitFor(() => b.messages.length === 1);
     let captured: Uint8Array | undefined;
@@ -270,11 +260,7 @@ describe('noiseStream() over an in-process transport', () => {
   });
 
   it('a replayed stream, and a stream without its start frame, are refused and counted', async () => {
-    const pipe = new Pipe();
-    const a = pipeNode(pipe);
-    const b = pipeNode(pipe);
-    await a.node.start();
-    await b.node.start();
+    const { pipe, a, b } = await pipePair();
     let captured: Uint8Array[] = [];
     pipe.onStream = (parts) => {
       captured = parts.map((part) => part.slice());
@@ -384,11 +370,7 @@ describe('noiseStream() over an in-process transport', () => {
   });
 
   it('a forged counter far ahead neither hangs nor moves the keys on', async () => {
-    const pipe = new Pipe();
-    const a = pipeNode(pipe);
-    const b = pipeNode(pipe);
-    await a.node.start();
-    await b.node.start();
+    const { pipe, a, b } = await pipePair();
     await a.node.sendMessage(b.node.id, text('1'));
     await waitFor(() => b.messages.length === 1);
     const forged = new Uint8Array(1 + 8 + 20);
@@ -407,11 +389,7 @@ describe('noiseStream() over an in-process transport', () => {
   });
 
   it('a closed connection ends the session; the next send handshakes again', async () => {
-    const pipe = new Pipe();
-    const a = pipeNode(pipe);
-    const b = pipeNode(pipe);
-    await a.node.start();
-    await b.node.start();
+    const { a, b } = await pipePair();
     await a.node.sendMessage(b.node.id, text('1'));
     await waitFor(() => b.messages.length === 1);
     await a.node.closeConnection(b.node.id);
@@ -426,11 +404,7 @@ describe('noiseStream() over an in-process transport', () => {
     // message 3 and then the close, while its identity check is still on the thread pool.
     // A session stored after that close would belong to no connection: the responder's
     // next message would be sealed with keys the initiator has already dropped.
-    const pipe = new Pipe();
-    const a = pipeNode(pipe);
-    const b = pipeNode(pipe);
-    await a.node.start();
-    await b.node.start();
+    const { a, b } = await pipePair();
     await a.node.secureStreamSession(b.node.id);
     await a.node.closeConnection(b.node.id);
     await waitFor(() => counter(b.node, 'handshakes-failed.connection-closed') === 1, 2_000);
@@ -443,11 +417,7 @@ describe('noiseStream() over an in-process transport', () => {
   });
 
   it('a handshake whose connection closed fails its waiters with CONNECTION_CLOSED; the next call handshakes again', async () => {
-    const pipe = new Pipe();
-    const a = pipeNode(pipe);
-    const b = pipeNode(pipe);
-    await a.node.start();
-    await b.node.start();
+    const { pipe, a, b } = await pipePair();
     // The initiator's connection closes while it verifies message 2.
     pipe.onMessage = (data, from, to) => {
       // Queued behind the delivery of message 2 (which the pipe queues after this returns).
@@ -675,11 +645,7 @@ describe('noiseStream() over @deccom/tcp on 127.0.0.1', () => {
 
 describe('noiseStream() openConnection and per-call options', () => {
   it('openConnection returns once the session is up: the first message after it needs no handshake', async () => {
-    const pipe = new Pipe();
-    const a = pipeNode(pipe);
-    const b = pipeNode(pipe);
-    await a.node.start();
-    await b.node.start();
+    const { pipe, a, b } = await pipePair();
     await a.node.openConnection(b.node.id);
     expect(counter(a.node, 'handshakes-completed')).toBe(1);
     const session = await a.node.secureStreamSession(b.node.id);
@@ -730,11 +696,7 @@ const outcome = (promise: Promise<unknown>): Promise<string> => promise.then(
 describe('noiseStream(): sessions across closes and restarts', () => {
   for (const bothSaw of [false, true]) {
     it(`messages sealed before a close and carried on the next connection are opened with the closed session (${bothSaw ? 'both sides saw the close' : 'only the receiver saw it'})`, async () => {
-      const pipe = new Pipe();
-      const a = pipeNode(pipe);
-      const b = pipeNode(pipe);
-      await a.node.start();
-      await b.node.start();
+      const { pipe, a, b } = await pipePair();
       await a.node.sendMessage(b.node.id, text('first'));
       expect(await waitFor(() => b.messages.length === 1)).toBe(true);
       // Sealed under the session, then held in flight (as tcp holds what it has not written
