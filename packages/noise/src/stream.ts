@@ -407,11 +407,28 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
         });
       };
 
+      /**
+       * We are answering a new handshake from the peer and it has sent or received our
+       * reply: the peer came back (restarted, or on a new connection) and keeps none of the
+       * keys of a session still in place here. What it sends waits for the new keys, and so
+       * does what we send to it.
+       */
+      const answeringNew = (entry: Pending | undefined): entry is Pending & { handshake: HandshakeState } =>
+        entry?.handshake !== undefined && !entry.handshake.initiator && entry.handshake.messagesDone >= 2;
+
       const ensureSession = (id: NodeId): Promise<StreamSession> => {
         if (!running) return Promise.reject(new StateError('NOT_STARTED', 'noiseStream: the layer is not running'));
         const session = sessions.get(id.hex);
-        if (session) return Promise.resolve(session);
         const existing = pending.get(id.hex);
+        if (session) {
+          if (!answeringNew(existing)) return Promise.resolve(session);
+          // If the new handshake fails (e.g. a forged first message), the session in place stays and is used.
+          return existing.promise.catch((error: unknown) => {
+            const still = running ? sessions.get(id.hex) : undefined;
+            if (still) return still;
+            throw error;
+          });
+        }
         if (existing) return existing.promise;
         const entry = newPending(id);
         const handshake = new HandshakeState({ protocol, initiator: true, prologue, staticKeyPair, crypto });
@@ -430,7 +447,7 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
        */
       const sessionFor = (id: NodeId, options: SendOptions | undefined): Promise<StreamSession> | StreamSession => {
         const session = running ? sessions.get(id.hex) : undefined;
-        if (session) return session;
+        if (session && !answeringNew(pending.get(id.hex))) return session;
         const signal = options?.signal;
         const timeoutMs = options?.timeoutMs;
         // Every waiting call, with options or without, resumes through one derived promise,
@@ -582,11 +599,10 @@ export function noiseStream(options: NoiseStreamOptions = {}) {
               const session = sessions.get(from.hex);
               const entry = pending.get(from.hex);
               const old = retired.size > 0 ? retiredFor(from.hex) : undefined;
-              // While we answer a new handshake from the peer (it came back on a new
-              // connection, keeping none of the old keys), a message may be the old
+              // While we answer a new handshake from the peer, a message may be the old
               // session's, still arriving, or the new one's, sent as soon as the peer
               // finished: what the old keys do not open waits for the new ones.
-              const answering = session !== undefined && entry?.handshake !== undefined && !entry.handshake.initiator && entry.handshake.messagesDone >= 2;
+              const answering = session !== undefined && answeringNew(entry);
               if (session && !answering && old === undefined) {
                 openSealed(session, data, from, address);
                 return;

@@ -761,6 +761,36 @@ describe('noiseStream(): sessions across closes and restarts', () => {
     expect(counter(b, 'dropped')).toBe(0);
   });
 
+  it('what the responder sends while it answers a restarted peer\'s handshake waits for the new keys (the peer has none of the old ones)', async () => {
+    const identity = Identity.generate();
+    const pipe = new Pipe();
+    const a1 = pipeNode(pipe, {}, identity);
+    const b = pipeNode(pipe);
+    await a1.node.start();
+    await b.node.start();
+    await a1.node.sendMessage(b.node.id, text('first'));
+    expect(await waitFor(() => b.messages.length === 1)).toBe(true);
+    // The peer restarts with the same identity; b still holds the old session.
+    await a1.node.stop();
+    const a2 = pipeNode(pipe, {}, identity);
+    await a2.node.start();
+    // Hold what the new node sends after its first handshake message, so b stays answering.
+    const held: Uint8Array[] = [];
+    pipe.onMessage = (data, from) => (from.equals(a2.node.id) && data[0] !== STREAM_MESSAGE.handshake1 ? void held.push(data) : data);
+    const sent = a2.node.sendMessage(b.node.id, text('again'));
+    expect(await waitFor(() => held.length >= 2)).toBe(true);
+    await sent;
+    const reply = b.node.sendMessage(a2.node.id, text('from b'));
+    await sleep(20);
+    pipe.onMessage = undefined;
+    for (const data of held) pipe.endpoints.get(b.node.id.hex)!.message(data, a2.node.id, a2.node.localAddress());
+    await reply;
+    expect(await waitFor(() => a2.messages.length === 1)).toBe(true);
+    expect(a2.messages).toEqual(['from b']);
+    expect(b.messages).toEqual(['first', 'again']);
+    expect(a2.node.counters()['noise-stream']!['dropped'] ?? 0).toBe(0);
+  });
+
   it('a peer that restarts (same identity, new port) while the responder checks its proof gets a working session', { timeout: 30_000 }, async () => {
     const directory = book();
     const identity = Identity.generate();
